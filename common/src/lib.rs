@@ -1,0 +1,25 @@
+//! hexyard-common: everything the proxy and the publisher share.
+//!
+//! # Layout
+//! - [`version`]: strict SemVer release versions and their ordering.
+//! - [`names`]: package name rules.
+//! - [`registry`]: the registry v2 protobuf messages and the
+//!   `encode -> sign -> Signed -> gzip` pipeline with its verified reverse.
+//! - [`signing`]: RSA keys (PEM in and out), PKCS#1 v1.5 SHA-512 signatures, fingerprints.
+//! - [`tarball`]: bounded parsing and building of Hex package tarballs, `metadata.config`.
+//! - [`storage`]: the one [`storage::Store`] trait, [`storage::StorageKey`], backends.
+//! - [`config`]: the deployment's YAML file, loaded and validated.
+//! - [`metrics`]: Prometheus helpers.
+//! - `testing` (feature `testing`): helpers and the storage conformance suite.
+
+pub mod config;
+pub mod metrics;
+pub mod names;
+pub mod registry;
+pub mod signing;
+pub mod storage;
+pub mod tarball;
+pub mod version;
+
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
