@@ -9,10 +9,12 @@
 //! - [`tarball`]: bounded parsing and building of Hex package tarballs, `metadata.config`.
 //! - [`storage`]: the one [`storage::Store`] trait, [`storage::StorageKey`], backends.
 //! - [`config`]: the deployment's YAML file, loaded and validated.
+//! - [`etf`]: the Erlang external term format of the API (`application/vnd.hex+erlang`).
 //! - [`metrics`]: Prometheus helpers.
 //! - `testing` (feature `testing`): helpers and the storage conformance suite.
 
 pub mod config;
+pub mod etf;
 pub mod metrics;
 pub mod names;
 pub mod registry;
