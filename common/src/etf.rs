@@ -249,7 +249,9 @@ impl<'a> Reader<'a> {
             v |= i128::from(d) << (8 * i);
         }
         let v = if sign == 0 { v } else { -v };
-        i64::try_from(v).map(Term::Int).map_err(|_| EtfError::IntegerTooLarge)
+        i64::try_from(v)
+            .map(Term::Int)
+            .map_err(|_| EtfError::IntegerTooLarge)
     }
     fn term(&mut self, depth: usize) -> Result<Term, EtfError> {
         if depth > MAX_DEPTH {
@@ -278,7 +280,11 @@ impl<'a> Reader<'a> {
                 self.atom(n)?
             }
             SMALL_TUPLE | LARGE_TUPLE => {
-                let n = if tag == SMALL_TUPLE { usize::from(self.u8()?) } else { self.u32()? };
+                let n = if tag == SMALL_TUPLE {
+                    usize::from(self.u8()?)
+                } else {
+                    self.u32()?
+                };
                 let n = self.count(n, 1)?;
                 let mut v = Vec::with_capacity(n);
                 for _ in 0..n {
@@ -289,7 +295,12 @@ impl<'a> Reader<'a> {
             NIL => Term::List(Vec::new()),
             STRING => {
                 let n = self.u16()?;
-                Term::List(self.take(n)?.iter().map(|&b| Term::Int(i64::from(b))).collect())
+                Term::List(
+                    self.take(n)?
+                        .iter()
+                        .map(|&b| Term::Int(i64::from(b)))
+                        .collect(),
+                )
             }
             LIST => {
                 let n = self.u32()?;
@@ -302,7 +313,12 @@ impl<'a> Reader<'a> {
                 let tail_at = self.pos;
                 match self.u8()? {
                     NIL => {}
-                    t => return Err(EtfError::UnsupportedTag { tag: t, at: tail_at }),
+                    t => {
+                        return Err(EtfError::UnsupportedTag {
+                            tag: t,
+                            at: tail_at,
+                        });
+                    }
                 }
                 Term::List(v)
             }
@@ -463,7 +479,15 @@ mod tests {
         );
         assert_eq!(encode(&Term::List(vec![])), unhex("83 6a"));
         assert_eq!(encode(&Term::bool(true)), unhex("83 77 04 74727565"));
-        for i in [0, 255, 256, -1, i64::from(i32::MAX) + 1, i64::MIN + 1, i64::MAX] {
+        for i in [
+            0,
+            255,
+            256,
+            -1,
+            i64::from(i32::MAX) + 1,
+            i64::MIN + 1,
+            i64::MAX,
+        ] {
             assert_eq!(decode(&encode(&Term::Int(i))).unwrap(), Term::Int(i), "{i}");
         }
     }
@@ -474,9 +498,15 @@ mod tests {
         assert_eq!(decode(&[1, 2]), Err(EtfError::BadVersion(1)));
         assert_eq!(decode(&[131, 80, 0, 0, 0, 1]), Err(EtfError::Compressed));
         // A list that claims 4 billion elements in 6 bytes.
-        assert!(matches!(decode(&unhex("83 6c ffffffff 6a")), Err(EtfError::Truncated(_))));
+        assert!(matches!(
+            decode(&unhex("83 6c ffffffff 6a")),
+            Err(EtfError::Truncated(_))
+        ));
         // A binary longer than the body.
-        assert!(matches!(decode(&unhex("83 6d 00000010 61")), Err(EtfError::Truncated(_))));
+        assert!(matches!(
+            decode(&unhex("83 6d 00000010 61")),
+            Err(EtfError::Truncated(_))
+        ));
         // Deep nesting.
         let mut deep = vec![131];
         for _ in 0..1000 {

@@ -20,7 +20,10 @@ pub fn render(registry: &Registry) -> Vec<u8> {
     let mut out = Vec::new();
     // Encoding into a Vec only fails on a malformed metric family, which the typed
     // prometheus API cannot produce; an empty page is the safe answer if it ever does.
-    if TextEncoder::new().encode(&registry.gather(), &mut out).is_err() {
+    if TextEncoder::new()
+        .encode(&registry.gather(), &mut out)
+        .is_err()
+    {
         out.clear();
     }
     out
@@ -34,8 +37,8 @@ mod tests {
     #[test]
     fn renders_registered_metrics() {
         let r = Registry::new();
-        let c = IntCounterVec::new(Opts::new("hexyard_test_total", "help text"), &["outcome"])
-            .unwrap();
+        let c =
+            IntCounterVec::new(Opts::new("hexyard_test_total", "help text"), &["outcome"]).unwrap();
         let h = HistogramVec::new(
             HistogramOpts::new("hexyard_test_seconds", "latency").buckets(LATENCY_BUCKETS.to_vec()),
             &["route"],
@@ -46,8 +49,14 @@ mod tests {
         c.with_label_values(&["hit"]).inc_by(3);
         h.with_label_values(&["tarball"]).observe(0.002);
         let text = String::from_utf8(render(&r)).unwrap();
-        assert!(text.contains("# HELP hexyard_test_total help text"), "{text}");
-        assert!(text.contains("hexyard_test_total{outcome=\"hit\"} 3"), "{text}");
+        assert!(
+            text.contains("# HELP hexyard_test_total help text"),
+            "{text}"
+        );
+        assert!(
+            text.contains("hexyard_test_total{outcome=\"hit\"} 3"),
+            "{text}"
+        );
         assert!(text.contains("hexyard_test_seconds_bucket{route=\"tarball\",le=\"0.0025\"} 1"));
         assert!(text.contains("hexyard_test_seconds_bucket{route=\"tarball\",le=\"0.001\"} 0"));
     }
