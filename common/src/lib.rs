@@ -3,6 +3,7 @@
 //! # Layout
 //! - [`version`]: strict SemVer release versions and their ordering.
 //! - [`names`]: package name rules.
+//! - [`requirement`]: Elixir version requirements (`~> 1.0`, `and`, `or`).
 //! - [`registry`]: the registry v2 protobuf messages and the
 //!   `encode -> sign -> Signed -> gzip` pipeline with its verified reverse.
 //! - [`signing`]: RSA keys (PEM in and out), PKCS#1 v1.5 SHA-512 signatures, fingerprints.
@@ -18,6 +19,7 @@ pub mod etf;
 pub mod metrics;
 pub mod names;
 pub mod registry;
+pub mod requirement;
 pub mod signing;
 pub mod storage;
 pub mod tarball;

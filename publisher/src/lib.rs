@@ -10,3 +10,4 @@ pub mod auth;
 pub mod error;
 pub mod respond;
 pub mod routes;
+pub mod server;
