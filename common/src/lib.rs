@@ -8,6 +8,7 @@
 //!   `encode -> sign -> Signed -> gzip` pipeline with its verified reverse.
 //! - [`signing`]: RSA keys (PEM in and out), PKCS#1 v1.5 SHA-512 signatures, fingerprints.
 //! - [`tarball`]: bounded parsing and building of Hex package tarballs, `metadata.config`.
+//! - [`docs`]: validation of documentation tarballs.
 //! - [`storage`]: the one [`storage::Store`] trait, [`storage::StorageKey`], backends.
 //! - [`config`]: the deployment's YAML file, loaded and validated.
 //! - [`etf`]: the Erlang external term format of the API (`application/vnd.hex+erlang`).
@@ -15,6 +16,7 @@
 //! - `testing` (feature `testing`): helpers and the storage conformance suite.
 
 pub mod config;
+pub mod docs;
 pub mod etf;
 pub mod metrics;
 pub mod names;

@@ -1,0 +1,353 @@
+//! Keeping a hosted repository's signed registry files in step with its releases.
+//!
+//! Every change goes through [`HostedRepo::change_package`], which
+//! 1. reads and verifies `packages/<name>` and lets the caller compute the new package
+//!    (or refuse the change),
+//! 2. writes it with a conditional put on the ETag it read (create-only when absent),
+//! 3. then rewrites `versions` and `names` the same way.
+//!
+//! A conflict (another publisher process wrote in between) re-reads and re-applies the change,
+//! so no update is ever lost. Inside one process, changes to one repository are serialised by
+//! the repo's mutex, which also guards the cached decoded `versions`/`names` (reused as long as
+//! their ETag is the one this process wrote last, so a publish does not re-decode a large index).
+
+use crate::error::ApiError;
+use bytes::Bytes;
+use hexyard_common::registry::{self, proto};
+use hexyard_common::signing::{SigningKey, VerifyingKey};
+use hexyard_common::storage::{PutMode, StorageKey, Store, StoreError};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use tokio::sync::Mutex;
+
+/// How often a conflicting conditional write is retried before giving up with a 503.
+const MAX_ATTEMPTS: usize = 32;
+
+/// A hosted repository: its name, key and index state.
+pub struct HostedRepo {
+    pub name: String,
+    pub key: SigningKey,
+    pub verifying: VerifyingKey,
+    /// `false`: reads need a key with read access.
+    pub public: bool,
+    /// How long after publishing a release may be replaced or reverted (`None`: always).
+    pub replace_window: Option<Duration>,
+    state: Mutex<IndexState>,
+}
+
+#[derive(Default)]
+struct IndexState {
+    versions: Option<Cached<proto::Versions>>,
+    names: Option<Cached<proto::Names>>,
+}
+
+struct Cached<T> {
+    /// ETag of the stored object this value came from; `None` when the object did not exist.
+    etag: Option<String>,
+    value: T,
+}
+
+/// The package file as read, with the ETag to write against.
+#[derive(Clone, Debug)]
+pub struct Current {
+    pub etag: Option<String>,
+    pub package: Option<proto::Package>,
+}
+
+/// Held while a change to the repository is in progress (serialises changes in-process).
+pub struct RepoGuard<'a> {
+    repo: &'a HostedRepo,
+    state: tokio::sync::MutexGuard<'a, IndexState>,
+}
+
+fn store_err(e: StoreError) -> ApiError {
+    tracing::error!(error = %e, "store failure");
+    match e {
+        StoreError::Unavailable(m) => ApiError::unavailable(format!("storage unavailable: {m}")),
+        _ => ApiError::internal(),
+    }
+}
+
+fn key_err(e: impl std::fmt::Display) -> ApiError {
+    ApiError::bad_request(format!("invalid name: {e}"))
+}
+
+/// Now as a registry timestamp.
+pub fn now_timestamp() -> proto::Timestamp {
+    let d = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+    proto::Timestamp {
+        seconds: i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
+        nanos: i32::try_from(d.subsec_nanos()).unwrap_or(0),
+    }
+}
+
+impl HostedRepo {
+    pub fn new(
+        name: String,
+        key: SigningKey,
+        public: bool,
+        replace_window: Option<Duration>,
+    ) -> Self {
+        let verifying = key.verifying_key();
+        HostedRepo {
+            name,
+            key,
+            verifying,
+            public,
+            replace_window,
+            state: Mutex::new(IndexState::default()),
+        }
+    }
+
+    /// Takes the repository's write lock.
+    pub async fn lock(&self) -> RepoGuard<'_> {
+        RepoGuard { repo: self, state: self.state.lock().await }
+    }
+
+    /// Reads and verifies `packages/<name>` (no lock needed: files are replaced atomically).
+    pub async fn read_package(
+        &self,
+        store: &dyn Store,
+        name: &str,
+    ) -> Result<Current, ApiError> {
+        let key = StorageKey::package(&self.name, name).map_err(key_err)?;
+        match store.get(&key).await.map_err(store_err)? {
+            None => Ok(Current { etag: None, package: None }),
+            Some(obj) => {
+                let pkg = registry::decode_package(&obj.body, &self.verifying, &self.name, name)
+                    .map_err(|e| {
+                        tracing::error!(repo = %self.name, package = name, error = %e,
+                            "stored package file does not verify");
+                        ApiError::internal()
+                    })?;
+                Ok(Current { etag: Some(obj.meta.etag), package: Some(pkg) })
+            }
+        }
+    }
+
+    /// Reads and verifies `versions` (empty when absent).
+    async fn read_versions(&self, store: &dyn Store) -> Result<Cached<proto::Versions>, ApiError> {
+        let key = StorageKey::versions(&self.name).map_err(key_err)?;
+        match store.get(&key).await.map_err(store_err)? {
+            None => Ok(Cached {
+                etag: None,
+                value: proto::Versions { packages: vec![], repository: self.name.clone() },
+            }),
+            Some(obj) => {
+                let v = registry::decode_versions(&obj.body, &self.verifying, &self.name)
+                    .map_err(|e| {
+                        tracing::error!(repo = %self.name, error = %e, "stored versions does not verify");
+                        ApiError::internal()
+                    })?;
+                Ok(Cached { etag: Some(obj.meta.etag), value: v })
+            }
+        }
+    }
+
+    async fn read_names(&self, store: &dyn Store) -> Result<Cached<proto::Names>, ApiError> {
+        let key = StorageKey::names(&self.name).map_err(key_err)?;
+        match store.get(&key).await.map_err(store_err)? {
+            None => Ok(Cached {
+                etag: None,
+                value: proto::Names { packages: vec![], repository: self.name.clone() },
+            }),
+            Some(obj) => {
+                let v = registry::decode_names(&obj.body, &self.verifying, &self.name).map_err(
+                    |e| {
+                        tracing::error!(repo = %self.name, error = %e, "stored names does not verify");
+                        ApiError::internal()
+                    },
+                )?;
+                Ok(Cached { etag: Some(obj.meta.etag), value: v })
+            }
+        }
+    }
+
+    fn sign<M: prost::Message>(&self, msg: &M) -> Result<Bytes, ApiError> {
+        registry::encode_signed(msg, &self.key).map(Bytes::from).map_err(|e| {
+            tracing::error!(repo = %self.name, error = %e, "signing failed");
+            ApiError::internal()
+        })
+    }
+}
+
+/// Writes `body` conditionally: create-only when `etag` is `None`, else if-match.
+/// `Ok(None)` on a conflict (the caller re-reads), the new ETag on success.
+async fn put_conditional(
+    store: &dyn Store,
+    key: &StorageKey,
+    body: Bytes,
+    etag: Option<&str>,
+) -> Result<Option<String>, ApiError> {
+    let mode = match etag {
+        None => PutMode::CreateOnly,
+        Some(e) => PutMode::IfMatch(e.to_owned()),
+    };
+    match store.put(key, body, mode).await {
+        Ok(meta) => Ok(Some(meta.etag)),
+        Err(StoreError::AlreadyExists | StoreError::PreconditionFailed) => Ok(None),
+        Err(e) => Err(store_err(e)),
+    }
+}
+
+fn conflict() -> ApiError {
+    ApiError::unavailable("too many concurrent changes to this repository; retry")
+}
+
+/// The `/versions` entry of a package: its versions in release order, retired indexes into
+/// that list.
+pub fn versions_entry(pkg: &proto::Package) -> proto::VersionsPackage {
+    proto::VersionsPackage {
+        name: pkg.name.clone(),
+        versions: pkg.releases.iter().map(|r| r.version.clone()).collect(),
+        retired: pkg
+            .releases
+            .iter()
+            .enumerate()
+            .filter(|(_, r)| r.retired.is_some())
+            .filter_map(|(i, _)| i32::try_from(i).ok())
+            .collect(),
+        with_advisories: vec![],
+    }
+}
+
+/// Replaces (or removes, with `None`) the entry for `name` in a list sorted by name.
+fn upsert_sorted<T>(list: &mut Vec<T>, name: &str, entry: Option<T>, key: impl Fn(&T) -> &str) {
+    match list.binary_search_by(|e| key(e).cmp(name)) {
+        Ok(i) => match entry {
+            Some(e) => list[i] = e,
+            None => {
+                list.remove(i);
+            }
+        },
+        Err(i) => {
+            if let Some(e) = entry {
+                list.insert(i, e);
+            }
+        }
+    }
+}
+
+impl RepoGuard<'_> {
+    /// Applies `change` to `packages/<name>` and then to `versions` and `names`.
+    ///
+    /// `change` gets the current package (`None` if absent) and returns the new one (`None`
+    /// deletes it) or an error that aborts the whole change (nothing written). It may be called
+    /// again after a conflicting write by another process, with the fresh package.
+    /// Returns the package as written.
+    pub async fn change_package<F>(
+        &mut self,
+        store: &dyn Store,
+        name: &str,
+        mut change: F,
+    ) -> Result<Option<proto::Package>, ApiError>
+    where
+        F: FnMut(Option<proto::Package>) -> Result<Option<proto::Package>, ApiError>,
+    {
+        let repo = self.repo;
+        let key = StorageKey::package(&repo.name, name).map_err(key_err)?;
+        let mut written = None;
+        let mut done = false;
+        for _ in 0..MAX_ATTEMPTS {
+            let current = repo.read_package(store, name).await?;
+            let next = change(current.package.clone())?;
+            match &next {
+                Some(pkg) => {
+                    let body = repo.sign(pkg)?;
+                    if put_conditional(store, &key, body, current.etag.as_deref()).await?.is_none()
+                    {
+                        continue;
+                    }
+                }
+                None => {
+                    if current.package.is_some() {
+                        store.delete(&key).await.map_err(store_err)?;
+                    }
+                }
+            }
+            written = next;
+            done = true;
+            break;
+        }
+        if !done {
+            return Err(conflict());
+        }
+        self.update_indexes(store, name, written.as_ref()).await?;
+        Ok(written)
+    }
+
+    /// Rewrites `versions` and `names` for one package (`None`: the package is gone).
+    pub async fn update_indexes(
+        &mut self,
+        store: &dyn Store,
+        name: &str,
+        pkg: Option<&proto::Package>,
+    ) -> Result<(), ApiError> {
+        let repo = self.repo;
+        let vkey = StorageKey::versions(&repo.name).map_err(key_err)?;
+        let entry = pkg.map(versions_entry);
+        let mut ok = false;
+        for _ in 0..MAX_ATTEMPTS {
+            let cached = match self.state.versions.take() {
+                Some(c) => c,
+                None => repo.read_versions(store).await?,
+            };
+            let mut value = cached.value;
+            upsert_sorted(&mut value.packages, name, entry.clone(), |p| p.name.as_str());
+            let body = repo.sign(&value)?;
+            if let Some(etag) = put_conditional(store, &vkey, body, cached.etag.as_deref()).await? {
+                self.state.versions = Some(Cached { etag: Some(etag), value });
+                ok = true;
+                break;
+            }
+        }
+        if !ok {
+            return Err(conflict());
+        }
+        let nkey = StorageKey::names(&repo.name).map_err(key_err)?;
+        let entry = pkg.map(|p| proto::NamesPackage {
+            name: p.name.clone(),
+            updated_at: Some(now_timestamp()),
+        });
+        for _ in 0..MAX_ATTEMPTS {
+            let cached = match self.state.names.take() {
+                Some(c) => c,
+                None => repo.read_names(store).await?,
+            };
+            let mut value = cached.value;
+            upsert_sorted(&mut value.packages, name, entry.clone(), |p| p.name.as_str());
+            let body = repo.sign(&value)?;
+            if let Some(etag) = put_conditional(store, &nkey, body, cached.etag.as_deref()).await? {
+                self.state.names = Some(Cached { etag: Some(etag), value });
+                return Ok(());
+            }
+        }
+        Err(conflict())
+    }
+
+    /// Replaces `versions` and `names` wholesale (rebuild), unconditionally.
+    pub async fn write_full_indexes(
+        &mut self,
+        store: &dyn Store,
+        versions: proto::Versions,
+        names: proto::Names,
+    ) -> Result<(), ApiError> {
+        let repo = self.repo;
+        let vkey = StorageKey::versions(&repo.name).map_err(key_err)?;
+        let nkey = StorageKey::names(&repo.name).map_err(key_err)?;
+        let meta = store
+            .put(&vkey, repo.sign(&versions)?, PutMode::Overwrite)
+            .await
+            .map_err(store_err)?;
+        self.state.versions = Some(Cached { etag: Some(meta.etag), value: versions });
+        let meta =
+            store.put(&nkey, repo.sign(&names)?, PutMode::Overwrite).await.map_err(store_err)?;
+        self.state.names = Some(Cached { etag: Some(meta.etag), value: names });
+        Ok(())
+    }
+
+    /// Forgets cached indexes (after a write elsewhere).
+    pub fn invalidate(&mut self) {
+        self.state.versions = None;
+        self.state.names = None;
+    }
+}
