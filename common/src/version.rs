@@ -108,64 +108,28 @@ mod tests {
 
     #[test]
     fn accepts_and_rejects_like_hexpm() {
-        for ok in [
-            "0.1.0",
-            "1.0.0-rc.1",
-            "1.0.0-alpha-beta",
-            "99999999999999.0.0",
-        ] {
+        for ok in ["0.1.0", "1.0.0-rc.1", "1.0.0-alpha-beta", "99999999999999.0.0"] {
             assert!(Version::parse(ok).is_ok(), "{ok}");
         }
-        for bad in [
-            "1.0", "v1.0.0", "01.0.0", "1.0.0-01", "", "1.0.0 ", "1.0.0.0",
-        ] {
-            assert!(
-                matches!(Version::parse(bad), Err(VersionError::Syntax(..))),
-                "{bad}"
-            );
+        for bad in ["1.0", "v1.0.0", "01.0.0", "1.0.0-01", "", "1.0.0 ", "1.0.0.0"] {
+            assert!(matches!(Version::parse(bad), Err(VersionError::Syntax(..))), "{bad}");
         }
-        assert!(matches!(
-            Version::parse("1.0.0+build.1"),
-            Err(VersionError::BuildMetadata(_))
-        ));
-        assert!(matches!(
-            Version::parse("100000000000000.0.0"),
-            Err(VersionError::TooLarge(_))
-        ));
+        assert!(matches!(Version::parse("1.0.0+build.1"), Err(VersionError::BuildMetadata(_))));
+        assert!(matches!(Version::parse("100000000000000.0.0"), Err(VersionError::TooLarge(_))));
         let long = format!("1.0.0-{}", "a".repeat(65));
-        assert!(matches!(
-            Version::parse(&long),
-            Err(VersionError::PreTooLong(_))
-        ));
+        assert!(matches!(Version::parse(&long), Err(VersionError::PreTooLong(_))));
     }
 
     #[test]
     fn sorts_by_precedence() {
-        let mut v: Vec<Version> = [
-            "1.0.0",
-            "0.2.0",
-            "1.0.0-rc.1",
-            "0.10.0",
-            "1.0.0-alpha",
-            "0.1.0",
-        ]
-        .iter()
-        .map(|s| Version::parse(s))
-        .collect::<Result<_, _>>()
-        .unwrap_or_default();
+        let mut v: Vec<Version> = ["1.0.0", "0.2.0", "1.0.0-rc.1", "0.10.0", "1.0.0-alpha", "0.1.0"]
+            .iter()
+            .map(|s| Version::parse(s))
+            .collect::<Result<_, _>>()
+            .unwrap_or_default();
         v.sort();
         let s: Vec<String> = v.iter().map(|v| v.to_string()).collect();
-        assert_eq!(
-            s,
-            [
-                "0.1.0",
-                "0.2.0",
-                "0.10.0",
-                "1.0.0-alpha",
-                "1.0.0-rc.1",
-                "1.0.0"
-            ]
-        );
+        assert_eq!(s, ["0.1.0", "0.2.0", "0.10.0", "1.0.0-alpha", "1.0.0-rc.1", "1.0.0"]);
         assert_eq!(compare_str("1.0.0+a", "1.0.0"), Ordering::Greater);
         assert_eq!(compare_str("junk", "1.0.0"), Ordering::Greater);
     }
