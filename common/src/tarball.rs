@@ -243,9 +243,19 @@ mod tests {
     fn checksum_text_accepts_both_cases_and_nothing_else() {
         let lower = "ab".repeat(32);
         assert_eq!(decode_checksum(lower.as_bytes()), Ok([0xab; 32]));
-        assert_eq!(decode_checksum(lower.to_uppercase().as_bytes()), Ok([0xab; 32]));
-        for bad in ["ab".repeat(31), "ab".repeat(33), format!("{}zz", "ab".repeat(31))] {
-            assert_eq!(decode_checksum(bad.as_bytes()), Err(TarballError::BadChecksumFormat));
+        assert_eq!(
+            decode_checksum(lower.to_uppercase().as_bytes()),
+            Ok([0xab; 32])
+        );
+        for bad in [
+            "ab".repeat(31),
+            "ab".repeat(33),
+            format!("{}zz", "ab".repeat(31)),
+        ] {
+            assert_eq!(
+                decode_checksum(bad.as_bytes()),
+                Err(TarballError::BadChecksumFormat)
+            );
         }
         let with_newline = format!("{}\n", "ab".repeat(32));
         assert_eq!(

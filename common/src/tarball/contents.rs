@@ -30,7 +30,9 @@ impl<R: Read> Read for Limited<R> {
             return Err(io::Error::other("uncompressed size limit exceeded"));
         }
         let allowed = self.limit.saturating_add(1).saturating_sub(self.count);
-        let max = usize::try_from(allowed).unwrap_or(usize::MAX).min(buf.len());
+        let max = usize::try_from(allowed)
+            .unwrap_or(usize::MAX)
+            .min(buf.len());
         let buf = buf.get_mut(..max).unwrap_or_default();
         match self.inner.read(buf) {
             Ok(n) => {
@@ -55,7 +57,9 @@ fn text(b: &[u8]) -> String {
 
 fn check_path(path: &[u8]) -> Result<(), TarballError> {
     if path.is_empty() {
-        return Err(TarballError::BadContentsTar("entry with an empty path".into()));
+        return Err(TarballError::BadContentsTar(
+            "entry with an empty path".into(),
+        ));
     }
     if path.first() == Some(&b'/') {
         return Err(TarballError::AbsolutePath(text(path)));
@@ -107,7 +111,10 @@ fn walk<R: Read>(reader: R, limits: &TarballLimits) -> Result<u64, WalkError> {
         match entry.header().entry_type() {
             EntryType::Regular | EntryType::Continuous | EntryType::Directory => {}
             EntryType::Symlink => {
-                let target = entry.link_name_bytes().map(|t| t.into_owned()).unwrap_or_default();
+                let target = entry
+                    .link_name_bytes()
+                    .map(|t| t.into_owned())
+                    .unwrap_or_default();
                 if !symlink_stays_inside(&path, &target) {
                     return Err(WalkError::Tarball(TarballError::SymlinkEscape {
                         path: text(&path),
@@ -203,10 +210,22 @@ mod tests {
     fn paths() {
         assert!(check_path(b"lib/a.ex").is_ok());
         assert!(check_path(b"./lib/a..b").is_ok());
-        assert_eq!(check_path(b"/x"), Err(TarballError::AbsolutePath("/x".into())));
-        assert_eq!(check_path(b"a/../../x"), Err(TarballError::PathTraversal("a/../../x".into())));
-        assert_eq!(check_path(b".."), Err(TarballError::PathTraversal("..".into())));
-        assert!(matches!(check_path(b""), Err(TarballError::BadContentsTar(_))));
+        assert_eq!(
+            check_path(b"/x"),
+            Err(TarballError::AbsolutePath("/x".into()))
+        );
+        assert_eq!(
+            check_path(b"a/../../x"),
+            Err(TarballError::PathTraversal("a/../../x".into()))
+        );
+        assert_eq!(
+            check_path(b".."),
+            Err(TarballError::PathTraversal("..".into()))
+        );
+        assert!(matches!(
+            check_path(b""),
+            Err(TarballError::BadContentsTar(_))
+        ));
     }
 
     #[test]

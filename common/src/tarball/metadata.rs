@@ -237,7 +237,10 @@ fn requirements(t: &Term) -> Result<Vec<Requirement>, MetadataError> {
         }
     }
     out.sort_by(|a, b| a.name.cmp(&b.name));
-    if let Some(w) = out.windows(2).find(|w| matches!(w, [a, b] if a.name == b.name)) {
+    if let Some(w) = out
+        .windows(2)
+        .find(|w| matches!(w, [a, b] if a.name == b.name))
+    {
         let name = w.first().map(|r| r.name.clone()).unwrap_or_default();
         return Err(MetadataError::DuplicateKey(format!("requirements.{name}")));
     }
