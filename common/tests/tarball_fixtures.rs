@@ -441,7 +441,6 @@ fn hostile_outer_structures_are_refused() {
     );
 
     // CHECKSUM in lowercase is accepted; malformed CHECKSUM is its own error
-    let v = part(&parts, "VERSION");
     let m = part(&parts, "metadata.config");
     let x = part(&parts, "contents.tar.gz");
     let lower = rewrite_checksum(&parts, |c| c.to_ascii_lowercase());
@@ -454,7 +453,6 @@ fn hostile_outer_structures_are_refused() {
         parse(&nl, &limits),
         Err(TarballError::UnsupportedVersion("3\n".into()))
     );
-    let _ = v;
 }
 
 /// Rebuilds fx_opt's outer tar with a modified CHECKSUM entry (hand-written headers via the

@@ -266,7 +266,7 @@ impl Metadata {
                     let v = kv.pop();
                     let k = kv.pop();
                     match (k.as_ref().and_then(Term::as_text), v) {
-                        (Some(k), Some(v)) if !matches!(k.as_str(), "") => (k, v),
+                        (Some(k), Some(v)) if !k.is_empty() => (k, v),
                         _ => return Err(MetadataError::NotKeyValue { index }),
                     }
                 }
