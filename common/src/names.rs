@@ -137,7 +137,9 @@ pub enum NameError {
     TooLong { len: usize, max: usize },
     /// A character outside `[a-z0-9_]`, or a first character that is not `[a-z]`.
     /// `index` is the character index (0-based).
-    #[error("package name {name:?} has an invalid character {ch:?} at {index} (must match ^[a-z][a-z0-9_]*$)")]
+    #[error(
+        "package name {name:?} has an invalid character {ch:?} at {index} (must match ^[a-z][a-z0-9_]*$)"
+    )]
     BadCharacter {
         name: String,
         ch: char,
@@ -258,17 +260,31 @@ mod tests {
         );
         assert!(matches!(
             r.check("1abc"),
-            Err(NameError::BadCharacter { ch: '1', index: 0, .. })
+            Err(NameError::BadCharacter {
+                ch: '1',
+                index: 0,
+                ..
+            })
         ));
         assert!(matches!(
             r.check("_abc"),
-            Err(NameError::BadCharacter { ch: '_', index: 0, .. })
+            Err(NameError::BadCharacter {
+                ch: '_',
+                index: 0,
+                ..
+            })
         ));
         assert!(matches!(
             r.check("züri"),
-            Err(NameError::BadCharacter { ch: 'ü', index: 1, .. })
+            Err(NameError::BadCharacter {
+                ch: 'ü',
+                index: 1,
+                ..
+            })
         ));
-        for reserved in ["elixir", "mix", "kernel", "com1", "lpt9", "api", "mix_hex", "et"] {
+        for reserved in [
+            "elixir", "mix", "kernel", "com1", "lpt9", "api", "mix_hex", "et",
+        ] {
             assert_eq!(
                 r.check(reserved),
                 Err(NameError::Reserved(reserved.into())),
@@ -284,9 +300,18 @@ mod tests {
             max_len: 6,
             reserved: false,
         };
-        assert_eq!(r.check("mix"), Err(NameError::TooShort { name: "mix".into(), min: 4 }));
+        assert_eq!(
+            r.check("mix"),
+            Err(NameError::TooShort {
+                name: "mix".into(),
+                min: 4
+            })
+        );
         assert_eq!(r.check("elixir"), Ok(()));
-        assert_eq!(r.check("elixirc"), Err(NameError::TooLong { len: 7, max: 6 }));
+        assert_eq!(
+            r.check("elixirc"),
+            Err(NameError::TooLong { len: 7, max: 6 })
+        );
     }
 
     #[test]

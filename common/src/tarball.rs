@@ -8,7 +8,8 @@
 //! inner checksum (verified *before* the metadata is read), metadata syntax and fields,
 //! package name, version, then `contents.tar.gz`, which is inflated through a limiting
 //! reader (never more than the limit + 1 bytes) while every entry is checked: entry count,
-//! absolute paths, `..`, escaping symlinks, hard links and special files.
+//! absolute paths, `..`, escaping symlinks (and symlink chains, and entries under a
+//! symlink), hard links and special files.
 //!
 //! # Layout
 //! - [`term`]: the Erlang term text reader/writer behind `metadata.config`.
@@ -154,9 +155,14 @@ pub enum TarballError {
     /// An entry of `contents.tar.gz` has a `..` path component.
     #[error("contents.tar.gz entry {0:?} points above the package directory")]
     PathTraversal(String),
-    /// A symlink in `contents.tar.gz` points outside the package.
+    /// A symlink in `contents.tar.gz` points outside the package (absolute, too many
+    /// `..`), or resolves through another symlink (chains are refused).
     #[error("contents.tar.gz symlink {path:?} -> {target:?} points outside the package")]
     SymlinkEscape { path: String, target: String },
+    /// An entry of `contents.tar.gz` lies under a path that is a symlink, so unpacking it
+    /// would write through the link.
+    #[error("contents.tar.gz entry {path:?} lies under the symlink {symlink:?}")]
+    ThroughSymlink { path: String, symlink: String },
     /// A hard link in `contents.tar.gz`.
     #[error("contents.tar.gz entry {0:?} is a hard link")]
     HardLink(String),
@@ -243,9 +249,19 @@ mod tests {
     fn checksum_text_accepts_both_cases_and_nothing_else() {
         let lower = "ab".repeat(32);
         assert_eq!(decode_checksum(lower.as_bytes()), Ok([0xab; 32]));
-        assert_eq!(decode_checksum(lower.to_uppercase().as_bytes()), Ok([0xab; 32]));
-        for bad in ["ab".repeat(31), "ab".repeat(33), format!("{}zz", "ab".repeat(31))] {
-            assert_eq!(decode_checksum(bad.as_bytes()), Err(TarballError::BadChecksumFormat));
+        assert_eq!(
+            decode_checksum(lower.to_uppercase().as_bytes()),
+            Ok([0xab; 32])
+        );
+        for bad in [
+            "ab".repeat(31),
+            "ab".repeat(33),
+            format!("{}zz", "ab".repeat(31)),
+        ] {
+            assert_eq!(
+                decode_checksum(bad.as_bytes()),
+                Err(TarballError::BadChecksumFormat)
+            );
         }
         let with_newline = format!("{}\n", "ab".repeat(32));
         assert_eq!(

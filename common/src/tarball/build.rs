@@ -114,8 +114,20 @@ pub fn build_outer(version: &[u8], metadata_config: &[u8], contents_tar_gz: &[u8
     );
     push_file(&mut out, b"VERSION", &[], version, FILE_MODE);
     push_file(&mut out, b"CHECKSUM", &[], checksum.as_bytes(), FILE_MODE);
-    push_file(&mut out, b"metadata.config", &[], metadata_config, FILE_MODE);
-    push_file(&mut out, b"contents.tar.gz", &[], contents_tar_gz, FILE_MODE);
+    push_file(
+        &mut out,
+        b"metadata.config",
+        &[],
+        metadata_config,
+        FILE_MODE,
+    );
+    push_file(
+        &mut out,
+        b"contents.tar.gz",
+        &[],
+        contents_tar_gz,
+        FILE_MODE,
+    );
     out.resize(out.len() + 2 * BLOCK, 0);
     out
 }
@@ -133,11 +145,12 @@ where
         push_file(&mut tar, name, prefix, data, FILE_MODE);
     }
     tar.resize(tar.len() + 2 * BLOCK, 0);
-    let mut gz = GzBuilder::new()
-        .mtime(0)
-        .operating_system(0)
-        .write(Vec::with_capacity(tar.len() / 2 + 64), Compression::default());
-    gz.write_all(&tar).map_err(|e| BuildError::Gzip(e.to_string()))?;
+    let mut gz = GzBuilder::new().mtime(0).operating_system(0).write(
+        Vec::with_capacity(tar.len() / 2 + 64),
+        Compression::default(),
+    );
+    gz.write_all(&tar)
+        .map_err(|e| BuildError::Gzip(e.to_string()))?;
     gz.finish().map_err(|e| BuildError::Gzip(e.to_string()))
 }
 
@@ -257,8 +270,7 @@ impl TarballBuilder {
     /// path does not fit a ustar header.
     pub fn build(self) -> Result<Vec<u8>, BuildError> {
         let meta = self.metadata_config();
-        let contents =
-            build_contents(self.files.iter().map(|(p, d)| (p.as_str(), d.as_slice())))?;
+        let contents = build_contents(self.files.iter().map(|(p, d)| (p.as_str(), d.as_slice())))?;
         Ok(build_outer(b"3", &meta, &contents))
     }
 }
@@ -275,7 +287,10 @@ mod tests {
         assert_eq!(name, "f".repeat(90).as_bytes());
         assert_eq!(prefix, "d".repeat(150).as_bytes());
         let too_long = "x".repeat(101);
-        assert_eq!(split_path(&too_long), Err(BuildError::PathTooLong(too_long.clone())));
+        assert_eq!(
+            split_path(&too_long),
+            Err(BuildError::PathTooLong(too_long.clone()))
+        );
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! Checks on `contents.tar.gz`: inflated through a limiting reader, every entry's path and
 //! type inspected; nothing is written anywhere.
 
+use std::collections::HashSet;
 use std::io::{self, Read};
 
 use flate2::read::GzDecoder;
@@ -30,7 +31,9 @@ impl<R: Read> Read for Limited<R> {
             return Err(io::Error::other("uncompressed size limit exceeded"));
         }
         let allowed = self.limit.saturating_add(1).saturating_sub(self.count);
-        let max = usize::try_from(allowed).unwrap_or(usize::MAX).min(buf.len());
+        let max = usize::try_from(allowed)
+            .unwrap_or(usize::MAX)
+            .min(buf.len());
         let buf = buf.get_mut(..max).unwrap_or_default();
         match self.inner.read(buf) {
             Ok(n) => {
@@ -55,7 +58,9 @@ fn text(b: &[u8]) -> String {
 
 fn check_path(path: &[u8]) -> Result<(), TarballError> {
     if path.is_empty() {
-        return Err(TarballError::BadContentsTar("entry with an empty path".into()));
+        return Err(TarballError::BadContentsTar(
+            "entry with an empty path".into(),
+        ));
     }
     if path.first() == Some(&b'/') {
         return Err(TarballError::AbsolutePath(text(path)));
@@ -66,16 +71,26 @@ fn check_path(path: &[u8]) -> Result<(), TarballError> {
     Ok(())
 }
 
+/// The path's components without empty and `.` ones.
+fn components(path: &[u8]) -> impl Iterator<Item = &[u8]> {
+    path.split(|&b| b == b'/')
+        .filter(|c| !c.is_empty() && *c != b".")
+}
+
+/// `path` normalised: components joined with `/`.
+fn normalize(path: &[u8]) -> Vec<u8> {
+    components(path).collect::<Vec<_>>().join(&b'/')
+}
+
 /// True when `target`, resolved lexically from the directory holding `path`, stays inside
-/// the package root.
-fn symlink_stays_inside(path: &[u8], target: &[u8]) -> bool {
+/// the package root. With `links` (the package's symlink paths, normalised), resolution
+/// that passes through another symlink also counts as escaping: lexical resolution
+/// cannot follow a chain, so chains are refused.
+fn symlink_stays_inside(path: &[u8], target: &[u8], links: Option<&HashSet<Vec<u8>>>) -> bool {
     if target.is_empty() || target.first() == Some(&b'/') {
         return false;
     }
-    let mut dirs: Vec<&[u8]> = path
-        .split(|&b| b == b'/')
-        .filter(|c| !c.is_empty() && *c != b".")
-        .collect();
+    let mut dirs: Vec<&[u8]> = components(path).collect();
     dirs.pop(); // the link itself
     for c in target.split(|&b| b == b'/') {
         match c {
@@ -85,15 +100,55 @@ fn symlink_stays_inside(path: &[u8], target: &[u8]) -> bool {
                     return false;
                 }
             }
-            _ => dirs.push(c),
+            _ => {
+                dirs.push(c);
+                if links.is_some_and(|l| l.contains(&dirs.join(&b'/'))) {
+                    return false;
+                }
+            }
         }
     }
     true
 }
 
+/// Refuses entries written through a symlinked directory and symlinks resolving through
+/// other symlinks (checked once all entries are known, whatever their order).
+fn check_symlink_chains(
+    paths: &[Vec<u8>],
+    symlinks: &[(Vec<u8>, Vec<u8>)],
+) -> Result<(), TarballError> {
+    if symlinks.is_empty() {
+        return Ok(());
+    }
+    let links: HashSet<Vec<u8>> = symlinks.iter().map(|(p, _)| normalize(p)).collect();
+    for p in paths {
+        let comps: Vec<&[u8]> = components(p).collect();
+        for n in 1..comps.len() {
+            let prefix = comps.get(..n).unwrap_or_default().join(&b'/');
+            if links.contains(&prefix) {
+                return Err(TarballError::ThroughSymlink {
+                    path: text(p),
+                    symlink: text(&prefix),
+                });
+            }
+        }
+    }
+    for (p, target) in symlinks {
+        if !symlink_stays_inside(p, target, Some(&links)) {
+            return Err(TarballError::SymlinkEscape {
+                path: text(p),
+                target: text(target),
+            });
+        }
+    }
+    Ok(())
+}
+
 fn walk<R: Read>(reader: R, limits: &TarballLimits) -> Result<u64, WalkError> {
     let mut archive = tar::Archive::new(reader);
     let mut count: u64 = 0;
+    let mut paths = Vec::new();
+    let mut symlinks = Vec::new();
     for entry in archive.entries()? {
         let entry = entry?;
         count += 1;
@@ -107,13 +162,17 @@ fn walk<R: Read>(reader: R, limits: &TarballLimits) -> Result<u64, WalkError> {
         match entry.header().entry_type() {
             EntryType::Regular | EntryType::Continuous | EntryType::Directory => {}
             EntryType::Symlink => {
-                let target = entry.link_name_bytes().map(|t| t.into_owned()).unwrap_or_default();
-                if !symlink_stays_inside(&path, &target) {
+                let target = entry
+                    .link_name_bytes()
+                    .map(|t| t.into_owned())
+                    .unwrap_or_default();
+                if !symlink_stays_inside(&path, &target, None) {
                     return Err(WalkError::Tarball(TarballError::SymlinkEscape {
                         path: text(&path),
                         target: text(&target),
                     }));
                 }
+                symlinks.push((path.clone(), target));
             }
             EntryType::Link => return Err(WalkError::Tarball(TarballError::HardLink(text(&path)))),
             other => {
@@ -123,7 +182,9 @@ fn walk<R: Read>(reader: R, limits: &TarballLimits) -> Result<u64, WalkError> {
                 }));
             }
         }
+        paths.push(path);
     }
+    check_symlink_chains(&paths, &symlinks)?;
     Ok(count)
 }
 
@@ -188,25 +249,68 @@ mod tests {
 
     #[test]
     fn symlink_resolution() {
-        assert!(symlink_stays_inside(b"lib/a", b"b"));
-        assert!(symlink_stays_inside(b"lib/a", b"../README.md"));
-        assert!(symlink_stays_inside(b"lib/x/a", b"./../../mix.exs"));
-        assert!(symlink_stays_inside(b"a", b"."));
-        assert!(!symlink_stays_inside(b"a", b".."));
-        assert!(!symlink_stays_inside(b"lib/a", b"../../x"));
-        assert!(!symlink_stays_inside(b"lib/a", b"/etc/passwd"));
-        assert!(!symlink_stays_inside(b"lib/a", b""));
-        assert!(!symlink_stays_inside(b"lib/a", b"b/../../../x"));
+        let inside = |p: &[u8], t: &[u8]| symlink_stays_inside(p, t, None);
+        assert!(inside(b"lib/a", b"b"));
+        assert!(inside(b"lib/a", b"../README.md"));
+        assert!(inside(b"lib/x/a", b"./../../mix.exs"));
+        assert!(inside(b"./lib//x/a", b"../../mix.exs"));
+        assert!(inside(b"a", b"."));
+        assert!(!inside(b"a", b".."));
+        assert!(!inside(b"lib/a", b"../../x"));
+        assert!(!inside(b"lib/a", b"/etc/passwd"));
+        assert!(!inside(b"lib/a", b""));
+        assert!(!inside(b"lib/a", b"b/../../../x"));
+    }
+
+    #[test]
+    fn symlink_chains_and_writes_through_symlinks() {
+        let v = |s: &str| s.as_bytes().to_vec();
+        // lib/up -> .. is harmless alone, but lib/up/s -> ../x escapes on disk
+        let links = [(v("lib/up"), v("..")), (v("lib/s"), v("up/../x"))];
+        let paths = [v("lib/up"), v("lib/s")];
+        assert_eq!(
+            check_symlink_chains(&paths, &links),
+            Err(TarballError::SymlinkEscape {
+                path: "lib/s".into(),
+                target: "up/../x".into()
+            })
+        );
+        // a file written through a symlinked directory, in any order
+        let links = [(v("./lib/up"), v(".."))];
+        let paths = [v("lib/up/evil"), v("lib/up")];
+        assert_eq!(
+            check_symlink_chains(&paths, &links),
+            Err(TarballError::ThroughSymlink {
+                path: "lib/up/evil".into(),
+                symlink: "lib/up".into()
+            })
+        );
+        // independent symlinks are fine
+        let links = [(v("a"), v("lib/x.ex")), (v("lib/b"), v("x.ex"))];
+        let paths = [v("lib/x.ex"), v("a"), v("lib/b")];
+        assert_eq!(check_symlink_chains(&paths, &links), Ok(()));
     }
 
     #[test]
     fn paths() {
         assert!(check_path(b"lib/a.ex").is_ok());
         assert!(check_path(b"./lib/a..b").is_ok());
-        assert_eq!(check_path(b"/x"), Err(TarballError::AbsolutePath("/x".into())));
-        assert_eq!(check_path(b"a/../../x"), Err(TarballError::PathTraversal("a/../../x".into())));
-        assert_eq!(check_path(b".."), Err(TarballError::PathTraversal("..".into())));
-        assert!(matches!(check_path(b""), Err(TarballError::BadContentsTar(_))));
+        assert_eq!(
+            check_path(b"/x"),
+            Err(TarballError::AbsolutePath("/x".into()))
+        );
+        assert_eq!(
+            check_path(b"a/../../x"),
+            Err(TarballError::PathTraversal("a/../../x".into()))
+        );
+        assert_eq!(
+            check_path(b".."),
+            Err(TarballError::PathTraversal("..".into()))
+        );
+        assert!(matches!(
+            check_path(b""),
+            Err(TarballError::BadContentsTar(_))
+        ));
     }
 
     #[test]

@@ -237,7 +237,10 @@ fn requirements(t: &Term) -> Result<Vec<Requirement>, MetadataError> {
         }
     }
     out.sort_by(|a, b| a.name.cmp(&b.name));
-    if let Some(w) = out.windows(2).find(|w| matches!(w, [a, b] if a.name == b.name)) {
+    if let Some(w) = out
+        .windows(2)
+        .find(|w| matches!(w, [a, b] if a.name == b.name))
+    {
         let name = w.first().map(|r| r.name.clone()).unwrap_or_default();
         return Err(MetadataError::DuplicateKey(format!("requirements.{name}")));
     }
@@ -263,7 +266,7 @@ impl Metadata {
                     let v = kv.pop();
                     let k = kv.pop();
                     match (k.as_ref().and_then(Term::as_text), v) {
-                        (Some(k), Some(v)) if !matches!(k.as_str(), "") => (k, v),
+                        (Some(k), Some(v)) if !k.is_empty() => (k, v),
                         _ => return Err(MetadataError::NotKeyValue { index }),
                     }
                 }

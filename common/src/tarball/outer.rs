@@ -23,7 +23,9 @@ fn malformed(msg: &str) -> TarballError {
 /// Reads an octal numeric header field (digits, optionally surrounded by spaces/NULs).
 fn octal(field: &[u8], what: &str) -> Result<u64, TarballError> {
     if field.first().is_some_and(|b| b & 0x80 != 0) {
-        return Err(malformed(&format!("base-256 {what} field is not supported")));
+        return Err(malformed(&format!(
+            "base-256 {what} field is not supported"
+        )));
     }
     let digits = field
         .iter()
@@ -76,12 +78,24 @@ pub(super) fn read(bytes: &[u8]) -> Result<Parts<'_>, TarballError> {
         let unsigned: u64 = block
             .iter()
             .enumerate()
-            .map(|(i, &b)| if (148..156).contains(&i) { 32 } else { u64::from(b) })
+            .map(|(i, &b)| {
+                if (148..156).contains(&i) {
+                    32
+                } else {
+                    u64::from(b)
+                }
+            })
             .sum();
         let signed: i64 = block
             .iter()
             .enumerate()
-            .map(|(i, &b)| if (148..156).contains(&i) { 32 } else { i64::from(b as i8) })
+            .map(|(i, &b)| {
+                if (148..156).contains(&i) {
+                    32
+                } else {
+                    i64::from(b as i8)
+                }
+            })
             .sum();
         if stored != unsigned && i64::try_from(stored).ok() != Some(signed) {
             return Err(malformed("header checksum mismatch"));
@@ -120,7 +134,10 @@ pub(super) fn read(bytes: &[u8]) -> Result<Parts<'_>, TarballError> {
             return Err(TarballError::DuplicateEntry(name_text));
         }
         *slot = Some(data);
-        let padded = size.div_ceil(BLOCK).checked_mul(BLOCK).ok_or(TarballError::Truncated)?;
+        let padded = size
+            .div_ceil(BLOCK)
+            .checked_mul(BLOCK)
+            .ok_or(TarballError::Truncated)?;
         off = start.checked_add(padded).ok_or(TarballError::Truncated)?;
         if off > bytes.len() {
             return Err(TarballError::Truncated);
@@ -143,9 +160,18 @@ mod tests {
     fn octal_fields() {
         assert_eq!(octal(b"0000644\0", "mode"), Ok(0o644));
         assert_eq!(octal(b"  644 \0", "mode"), Ok(0o644));
-        assert!(matches!(octal(b"\0\0\0", "size"), Err(TarballError::Malformed(_))));
-        assert!(matches!(octal(b"0009\0", "size"), Err(TarballError::Malformed(_))));
-        assert!(matches!(octal(b"\x80\0\0\0", "size"), Err(TarballError::Malformed(_))));
+        assert!(matches!(
+            octal(b"\0\0\0", "size"),
+            Err(TarballError::Malformed(_))
+        ));
+        assert!(matches!(
+            octal(b"0009\0", "size"),
+            Err(TarballError::Malformed(_))
+        ));
+        assert!(matches!(
+            octal(b"\x80\0\0\0", "size"),
+            Err(TarballError::Malformed(_))
+        ));
         assert!(matches!(
             octal(b"7777777777777777777777777\0", "size"),
             Err(TarballError::Malformed(_))
@@ -156,6 +182,9 @@ mod tests {
     fn garbage_is_malformed_or_truncated_never_a_panic() {
         assert_eq!(read(&[1u8; 100]).err(), Some(TarballError::Truncated));
         assert!(matches!(read(&[1u8; 512]), Err(TarballError::Malformed(_))));
-        assert_eq!(read(&[0u8; 1024]).err(), Some(TarballError::MissingEntry("VERSION")));
+        assert_eq!(
+            read(&[0u8; 1024]).err(),
+            Some(TarballError::MissingEntry("VERSION"))
+        );
     }
 }

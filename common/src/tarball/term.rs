@@ -605,8 +605,9 @@ impl Parser {
                 (Seg::Str(s), true) => out.extend_from_slice(s.as_bytes()),
                 (Seg::Str(s), false) => {
                     for c in s.chars() {
-                        let b = u8::try_from(u32::from(c))
-                            .map_err(|_| err(TermErrorKind::ByteOutOfRange(i64::from(u32::from(c)))))?;
+                        let b = u8::try_from(u32::from(c)).map_err(|_| {
+                            err(TermErrorKind::ByteOutOfRange(i64::from(u32::from(c))))
+                        })?;
                         out.push(b);
                     }
                 }
@@ -669,7 +670,8 @@ pub fn write_term(t: &Term, out: &mut String) {
         Term::Str(s) => write_quoted(s, '"', out),
         Term::Atom(a) => {
             let bare = a.chars().next().is_some_and(|c| c.is_ascii_lowercase())
-                && a.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '@')
+                && a.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '@')
                 && !RESERVED_WORDS.contains(&a.as_str());
             if bare {
                 out.push_str(a);
@@ -799,7 +801,10 @@ mod tests {
         assert_eq!(e.kind, TermErrorKind::UnexpectedChar(':'));
 
         let e = err("{a,b}.\n[1|2].");
-        assert_eq!((e.line, e.column, e.kind), (2, 3, TermErrorKind::UnexpectedChar('|')));
+        assert_eq!(
+            (e.line, e.column, e.kind),
+            (2, 3, TermErrorKind::UnexpectedChar('|'))
+        );
 
         let e = err("{a,b}\n{c,d}.");
         assert_eq!((e.line, e.column), (2, 1));
@@ -821,19 +826,34 @@ mod tests {
         );
 
         let e = err("\n  <<\"abc>>.");
-        assert_eq!((e.line, e.column, e.kind), (2, 5, TermErrorKind::Unterminated));
+        assert_eq!(
+            (e.line, e.column, e.kind),
+            (2, 5, TermErrorKind::Unterminated)
+        );
 
         let e = err("<<256>>.");
-        assert_eq!((e.line, e.column, e.kind), (1, 3, TermErrorKind::ByteOutOfRange(256)));
+        assert_eq!(
+            (e.line, e.column, e.kind),
+            (1, 3, TermErrorKind::ByteOutOfRange(256))
+        );
 
         let e = err("<<\"€\">>.");
-        assert_eq!((e.line, e.column, e.kind), (1, 3, TermErrorKind::ByteOutOfRange(8364)));
+        assert_eq!(
+            (e.line, e.column, e.kind),
+            (1, 3, TermErrorKind::ByteOutOfRange(8364))
+        );
 
         let e = err("<<\"a\"/binary>>.");
-        assert_eq!((e.line, e.column, e.kind), (1, 7, TermErrorKind::BadSegment));
+        assert_eq!(
+            (e.line, e.column, e.kind),
+            (1, 7, TermErrorKind::BadSegment)
+        );
 
         let e = err("9223372036854775808.");
-        assert_eq!((e.line, e.column, e.kind), (1, 1, TermErrorKind::BadInteger));
+        assert_eq!(
+            (e.line, e.column, e.kind),
+            (1, 1, TermErrorKind::BadInteger)
+        );
 
         let e = err("37#1.");
         assert_eq!(e.kind, TermErrorKind::BadInteger);
@@ -842,10 +862,16 @@ mod tests {
         assert_eq!((e.line, e.column, e.kind), (1, 2, TermErrorKind::BadEscape));
 
         let e = err("1.5.");
-        assert_eq!((e.line, e.column, e.kind), (1, 2, TermErrorKind::UnexpectedChar('.')));
+        assert_eq!(
+            (e.line, e.column, e.kind),
+            (1, 2, TermErrorKind::UnexpectedChar('.'))
+        );
 
         let e = err("Var.");
-        assert_eq!((e.line, e.column, e.kind), (1, 1, TermErrorKind::UnexpectedChar('V')));
+        assert_eq!(
+            (e.line, e.column, e.kind),
+            (1, 1, TermErrorKind::UnexpectedChar('V'))
+        );
 
         let e = err("#{a => }.");
         assert_eq!(
@@ -865,7 +891,11 @@ mod tests {
     fn depth_bomb_is_refused_without_recursion_blowup() {
         let ok = format!("{}{}.", "[".repeat(MAX_DEPTH), "]".repeat(MAX_DEPTH));
         assert!(parse_terms(ok.as_bytes()).is_ok());
-        let deep = format!("{}{}.", "[".repeat(MAX_DEPTH + 1), "]".repeat(MAX_DEPTH + 1));
+        let deep = format!(
+            "{}{}.",
+            "[".repeat(MAX_DEPTH + 1),
+            "]".repeat(MAX_DEPTH + 1)
+        );
         let e = err(&deep);
         assert_eq!(
             (e.line, e.column, e.kind),
