@@ -18,6 +18,7 @@
 pub mod config;
 pub mod docs;
 pub mod etf;
+pub mod logging;
 pub mod metrics;
 pub mod names;
 pub mod registry;

@@ -1,0 +1,36 @@
+//! A tiny HTTP server for `GET /metrics` on the metrics port.
+
+use crate::respond::Reply;
+use crate::server::{Handler, serve};
+use bytes::Bytes;
+use http::{Request, StatusCode};
+use hyper::body::Incoming;
+use prometheus::Registry;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+struct MetricsHandler(Registry);
+
+impl Handler for MetricsHandler {
+    async fn handle(self: Arc<Self>, req: Request<Incoming>) -> Reply {
+        if req.uri().path() != "/metrics" {
+            return Reply { status: StatusCode::NOT_FOUND, headers: vec![], body: Bytes::from_static(b"not found\n") };
+        }
+        Reply {
+            status: StatusCode::OK,
+            headers: vec![("content-type", hexyard_common::metrics::TEXT_CONTENT_TYPE.to_owned())],
+            body: Bytes::from(hexyard_common::metrics::render(&self.0)),
+        }
+    }
+}
+
+/// Binds `addr` and serves the registry there in the background.
+pub async fn spawn(addr: SocketAddr, registry: Registry) -> std::io::Result<SocketAddr> {
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    let local = listener.local_addr()?;
+    tokio::spawn(async move {
+        let _ = serve(listener, Arc::new(MetricsHandler(registry)), std::future::pending(), Duration::ZERO).await;
+    });
+    Ok(local)
+}
