@@ -25,6 +25,8 @@ pub fn replace_flag(query: &str) -> Result<bool, ApiError> {
     match query_param(query, "replace").as_deref() {
         None | Some("false") | Some("") => Ok(false),
         Some("true") => Ok(true),
-        Some(other) => Err(ApiError::bad_request(format!("invalid replace value {other:?}"))),
+        Some(other) => Err(ApiError::bad_request(format!(
+            "invalid replace value {other:?}"
+        ))),
     }
 }

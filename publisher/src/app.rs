@@ -145,18 +145,27 @@ impl App {
             }
         };
         log.repo = Some(repo_name.clone());
-        let principal = self
-            .auth
-            .authenticate(req.headers().get(http::header::AUTHORIZATION).map(|v| v.as_bytes()))?;
+        let principal = self.auth.authenticate(
+            req.headers()
+                .get(http::header::AUTHORIZATION)
+                .map(|v| v.as_bytes()),
+        )?;
         let Some(repo) = self.hosted.get(&repo_name) else {
             if self.mirrors.contains(&repo_name) {
                 return Err(ApiError::not_found(format!(
                     "repository {repo_name:?} is a read-only mirror: it has no API"
                 )));
             }
-            return Err(ApiError::not_found(format!("unknown repository {repo_name:?}")));
+            return Err(ApiError::not_found(format!(
+                "unknown repository {repo_name:?}"
+            )));
         };
-        let ctx = Ctx { app: self, repo, principal, format };
+        let ctx = Ctx {
+            app: self,
+            repo,
+            principal,
+            format,
+        };
         let query = req.uri().query().unwrap_or("").to_owned();
         match routed.route {
             Route::UsersMe => api::users::me(&ctx),

@@ -73,7 +73,9 @@ fn key_err(e: impl std::fmt::Display) -> ApiError {
 
 /// Now as a registry timestamp.
 pub fn now_timestamp() -> proto::Timestamp {
-    let d = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+    let d = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
     proto::Timestamp {
         seconds: i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
         nanos: i32::try_from(d.subsec_nanos()).unwrap_or(0),
@@ -100,18 +102,20 @@ impl HostedRepo {
 
     /// Takes the repository's write lock.
     pub async fn lock(&self) -> RepoGuard<'_> {
-        RepoGuard { repo: self, state: self.state.lock().await }
+        RepoGuard {
+            repo: self,
+            state: self.state.lock().await,
+        }
     }
 
     /// Reads and verifies `packages/<name>` (no lock needed: files are replaced atomically).
-    pub async fn read_package(
-        &self,
-        store: &dyn Store,
-        name: &str,
-    ) -> Result<Current, ApiError> {
+    pub async fn read_package(&self, store: &dyn Store, name: &str) -> Result<Current, ApiError> {
         let key = StorageKey::package(&self.name, name).map_err(key_err)?;
         match store.get(&key).await.map_err(store_err)? {
-            None => Ok(Current { etag: None, package: None }),
+            None => Ok(Current {
+                etag: None,
+                package: None,
+            }),
             Some(obj) => {
                 let pkg = registry::decode_package(&obj.body, &self.verifying, &self.name, name)
                     .map_err(|e| {
@@ -119,7 +123,10 @@ impl HostedRepo {
                             "stored package file does not verify");
                         ApiError::internal()
                     })?;
-                Ok(Current { etag: Some(obj.meta.etag), package: Some(pkg) })
+                Ok(Current {
+                    etag: Some(obj.meta.etag),
+                    package: Some(pkg),
+                })
             }
         }
     }
@@ -130,7 +137,10 @@ impl HostedRepo {
         match store.get(&key).await.map_err(store_err)? {
             None => Ok(Cached {
                 etag: None,
-                value: proto::Versions { packages: vec![], repository: self.name.clone() },
+                value: proto::Versions {
+                    packages: vec![],
+                    repository: self.name.clone(),
+                },
             }),
             Some(obj) => {
                 let v = registry::decode_versions(&obj.body, &self.verifying, &self.name)
@@ -138,7 +148,10 @@ impl HostedRepo {
                         tracing::error!(repo = %self.name, error = %e, "stored versions does not verify");
                         ApiError::internal()
                     })?;
-                Ok(Cached { etag: Some(obj.meta.etag), value: v })
+                Ok(Cached {
+                    etag: Some(obj.meta.etag),
+                    value: v,
+                })
             }
         }
     }
@@ -148,7 +161,10 @@ impl HostedRepo {
         match store.get(&key).await.map_err(store_err)? {
             None => Ok(Cached {
                 etag: None,
-                value: proto::Names { packages: vec![], repository: self.name.clone() },
+                value: proto::Names {
+                    packages: vec![],
+                    repository: self.name.clone(),
+                },
             }),
             Some(obj) => {
                 let v = registry::decode_names(&obj.body, &self.verifying, &self.name).map_err(
@@ -157,16 +173,21 @@ impl HostedRepo {
                         ApiError::internal()
                     },
                 )?;
-                Ok(Cached { etag: Some(obj.meta.etag), value: v })
+                Ok(Cached {
+                    etag: Some(obj.meta.etag),
+                    value: v,
+                })
             }
         }
     }
 
     fn sign<M: prost::Message>(&self, msg: &M) -> Result<Bytes, ApiError> {
-        registry::encode_signed(msg, &self.key).map(Bytes::from).map_err(|e| {
-            tracing::error!(repo = %self.name, error = %e, "signing failed");
-            ApiError::internal()
-        })
+        registry::encode_signed(msg, &self.key)
+            .map(Bytes::from)
+            .map_err(|e| {
+                tracing::error!(repo = %self.name, error = %e, "signing failed");
+                ApiError::internal()
+            })
     }
 }
 
@@ -253,7 +274,9 @@ impl RepoGuard<'_> {
             match &next {
                 Some(pkg) => {
                     let body = repo.sign(pkg)?;
-                    if put_conditional(store, &key, body, current.etag.as_deref()).await?.is_none()
+                    if put_conditional(store, &key, body, current.etag.as_deref())
+                        .await?
+                        .is_none()
                     {
                         continue;
                     }
@@ -292,10 +315,15 @@ impl RepoGuard<'_> {
                 None => repo.read_versions(store).await?,
             };
             let mut value = cached.value;
-            upsert_sorted(&mut value.packages, name, entry.clone(), |p| p.name.as_str());
+            upsert_sorted(&mut value.packages, name, entry.clone(), |p| {
+                p.name.as_str()
+            });
             let body = repo.sign(&value)?;
             if let Some(etag) = put_conditional(store, &vkey, body, cached.etag.as_deref()).await? {
-                self.state.versions = Some(Cached { etag: Some(etag), value });
+                self.state.versions = Some(Cached {
+                    etag: Some(etag),
+                    value,
+                });
                 ok = true;
                 break;
             }
@@ -314,10 +342,15 @@ impl RepoGuard<'_> {
                 None => repo.read_names(store).await?,
             };
             let mut value = cached.value;
-            upsert_sorted(&mut value.packages, name, entry.clone(), |p| p.name.as_str());
+            upsert_sorted(&mut value.packages, name, entry.clone(), |p| {
+                p.name.as_str()
+            });
             let body = repo.sign(&value)?;
             if let Some(etag) = put_conditional(store, &nkey, body, cached.etag.as_deref()).await? {
-                self.state.names = Some(Cached { etag: Some(etag), value });
+                self.state.names = Some(Cached {
+                    etag: Some(etag),
+                    value,
+                });
                 return Ok(());
             }
         }
@@ -338,10 +371,18 @@ impl RepoGuard<'_> {
             .put(&vkey, repo.sign(&versions)?, PutMode::Overwrite)
             .await
             .map_err(store_err)?;
-        self.state.versions = Some(Cached { etag: Some(meta.etag), value: versions });
-        let meta =
-            store.put(&nkey, repo.sign(&names)?, PutMode::Overwrite).await.map_err(store_err)?;
-        self.state.names = Some(Cached { etag: Some(meta.etag), value: names });
+        self.state.versions = Some(Cached {
+            etag: Some(meta.etag),
+            value: versions,
+        });
+        let meta = store
+            .put(&nkey, repo.sign(&names)?, PutMode::Overwrite)
+            .await
+            .map_err(store_err)?;
+        self.state.names = Some(Cached {
+            etag: Some(meta.etag),
+            value: names,
+        });
         Ok(())
     }
 

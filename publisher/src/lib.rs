@@ -110,7 +110,9 @@ pub fn write_private_key(path: &Path, key: &SigningKey, force: bool) -> anyhow::
     } else {
         opts.create_new(true);
     }
-    let mut f = opts.open(path).with_context(|| format!("writing {}", path.display()))?;
+    let mut f = opts
+        .open(path)
+        .with_context(|| format!("writing {}", path.display()))?;
     f.write_all(pem.as_bytes())?;
     f.sync_all()?;
     Ok(())
@@ -133,7 +135,10 @@ pub async fn build_with_store(config: &Config, store: Arc<dyn Store>) -> anyhow:
             RepoConfig::Hosted(h) => {
                 let key = load_or_generate_key(&h.private_key)?;
                 let window = config.replace_window(name).and_then(|w| w.as_duration());
-                hosted.insert(name.clone(), Arc::new(HostedRepo::new(name.clone(), key, h.public, window)));
+                hosted.insert(
+                    name.clone(),
+                    Arc::new(HostedRepo::new(name.clone(), key, h.public, window)),
+                );
             }
             RepoConfig::Mirror(_) => mirrors.push(name.clone()),
         }
@@ -155,7 +160,11 @@ pub async fn build_with_store(config: &Config, store: Arc<dyn Store>) -> anyhow:
                     (g.repo.clone(), a)
                 })
                 .collect();
-            Some(KeyEntry { name: k.name.clone(), hash, grants })
+            Some(KeyEntry {
+                name: k.name.clone(),
+                hash,
+                grants,
+            })
         })
         .collect::<Vec<_>>();
     let mut owners: BTreeMap<String, Vec<String>> = BTreeMap::new();
@@ -193,11 +202,15 @@ async fn prepare_repo(app: &App, repo: &HostedRepo) -> anyhow::Result<()> {
     let pem = repo.verifying.to_pkcs1_pem();
     let current = store.get(&key).await?;
     if current.as_ref().map(|o| o.body.as_ref()) != Some(pem.as_bytes()) {
-        store.put(&key, pem.into_bytes().into(), PutMode::Overwrite).await?;
+        store
+            .put(&key, pem.into_bytes().into(), PutMode::Overwrite)
+            .await?;
     }
     let names = store.head(&StorageKey::names(&repo.name)?).await?;
     if names.is_none() {
-        let tarballs = store.list(&hexyard_common::storage::KeyPrefix::tarballs(&repo.name)?).await?;
+        let tarballs = store
+            .list(&hexyard_common::storage::KeyPrefix::tarballs(&repo.name)?)
+            .await?;
         if !tarballs.is_empty() {
             tracing::warn!(repo = %repo.name, tarballs = tarballs.len(),
                 "repository has tarballs but no index: rebuilding");

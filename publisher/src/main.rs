@@ -10,7 +10,11 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 #[derive(Parser)]
-#[command(name = "hexyard-publisher", version, about = "hexyard's API: publish, revert, retire, docs")]
+#[command(
+    name = "hexyard-publisher",
+    version,
+    about = "hexyard's API: publish, revert, retire, docs"
+)]
 struct Cli {
     /// The deployment's YAML config (shared with hexyard-proxy).
     #[arg(long, short = 'c', value_name = "FILE")]
@@ -53,7 +57,10 @@ fn main() -> ExitCode {
         return ExitCode::SUCCESS;
     }
     hexyard_common::logging::init(&config.log);
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(r) => r,
         Err(e) => {
             eprintln!("hexyard-publisher: cannot start the runtime: {e}");
@@ -69,8 +76,13 @@ fn main() -> ExitCode {
     }
 }
 
-fn hosted<'a>(app: &'a App, repo: &str) -> anyhow::Result<&'a Arc<hexyard_publisher::index::HostedRepo>> {
-    app.hosted.get(repo).with_context(|| format!("no hosted repository named {repo:?} in the config"))
+fn hosted<'a>(
+    app: &'a App,
+    repo: &str,
+) -> anyhow::Result<&'a Arc<hexyard_publisher::index::HostedRepo>> {
+    app.hosted
+        .get(repo)
+        .with_context(|| format!("no hosted repository named {repo:?} in the config"))
 }
 
 async fn run(command: Command, config: Config) -> anyhow::Result<()> {

@@ -28,30 +28,51 @@ impl Metrics {
     pub fn new() -> Result<Self, prometheus::Error> {
         let registry = Registry::new();
         let requests = IntCounterVec::new(
-            Opts::new("hexyard_publisher_requests_total", "API requests by route class and status class"),
+            Opts::new(
+                "hexyard_publisher_requests_total",
+                "API requests by route class and status class",
+            ),
             &["route", "status"],
         )?;
         let latency = HistogramVec::new(
-            HistogramOpts::new("hexyard_publisher_request_duration_seconds", "API request latency by route class")
-                .buckets(LATENCY_BUCKETS.to_vec()),
+            HistogramOpts::new(
+                "hexyard_publisher_request_duration_seconds",
+                "API request latency by route class",
+            )
+            .buckets(LATENCY_BUCKETS.to_vec()),
             &["route"],
         )?;
-        let publishes =
-            IntCounter::new("hexyard_publisher_publishes_total", "Releases published (new or replaced)")?;
+        let publishes = IntCounter::new(
+            "hexyard_publisher_publishes_total",
+            "Releases published (new or replaced)",
+        )?;
         let rejections = IntCounterVec::new(
-            Opts::new("hexyard_publisher_rejections_total", "Uploads refused, by reason"),
+            Opts::new(
+                "hexyard_publisher_rejections_total",
+                "Uploads refused, by reason",
+            ),
             &["reason"],
         )?;
         let rebuild_seconds = Histogram::with_opts(
-            HistogramOpts::new("hexyard_publisher_index_rebuild_duration_seconds", "Duration of full index rebuilds")
-                .buckets(LATENCY_BUCKETS.to_vec()),
+            HistogramOpts::new(
+                "hexyard_publisher_index_rebuild_duration_seconds",
+                "Duration of full index rebuilds",
+            )
+            .buckets(LATENCY_BUCKETS.to_vec()),
         )?;
         registry.register(Box::new(requests.clone()))?;
         registry.register(Box::new(latency.clone()))?;
         registry.register(Box::new(publishes.clone()))?;
         registry.register(Box::new(rejections.clone()))?;
         registry.register(Box::new(rebuild_seconds.clone()))?;
-        Ok(Metrics { registry, requests, latency, publishes, rejections, rebuild_seconds })
+        Ok(Metrics {
+            registry,
+            requests,
+            latency,
+            publishes,
+            rejections,
+            rebuild_seconds,
+        })
     }
 
     /// Records one finished request.
@@ -63,7 +84,9 @@ impl Metrics {
             _ => "5xx",
         };
         self.requests.with_label_values(&[route, class]).inc();
-        self.latency.with_label_values(&[route]).observe(elapsed.as_secs_f64());
+        self.latency
+            .with_label_values(&[route])
+            .observe(elapsed.as_secs_f64());
     }
 
     /// Counts a refused upload.

@@ -15,11 +15,18 @@ struct MetricsHandler(Registry);
 impl Handler for MetricsHandler {
     async fn handle(self: Arc<Self>, req: Request<Incoming>) -> Reply {
         if req.uri().path() != "/metrics" {
-            return Reply { status: StatusCode::NOT_FOUND, headers: vec![], body: Bytes::from_static(b"not found\n") };
+            return Reply {
+                status: StatusCode::NOT_FOUND,
+                headers: vec![],
+                body: Bytes::from_static(b"not found\n"),
+            };
         }
         Reply {
             status: StatusCode::OK,
-            headers: vec![("content-type", hexyard_common::metrics::TEXT_CONTENT_TYPE.to_owned())],
+            headers: vec![(
+                "content-type",
+                hexyard_common::metrics::TEXT_CONTENT_TYPE.to_owned(),
+            )],
             body: Bytes::from(hexyard_common::metrics::render(&self.0)),
         }
     }
@@ -30,7 +37,13 @@ pub async fn spawn(addr: SocketAddr, registry: Registry) -> std::io::Result<Sock
     let listener = tokio::net::TcpListener::bind(addr).await?;
     let local = listener.local_addr()?;
     tokio::spawn(async move {
-        let _ = serve(listener, Arc::new(MetricsHandler(registry)), std::future::pending(), Duration::ZERO).await;
+        let _ = serve(
+            listener,
+            Arc::new(MetricsHandler(registry)),
+            std::future::pending(),
+            Duration::ZERO,
+        )
+        .await;
     });
     Ok(local)
 }

@@ -28,7 +28,10 @@ pub struct RebuildReport {
 
 fn ts(t: std::time::SystemTime) -> proto::Timestamp {
     let d = t.duration_since(UNIX_EPOCH).unwrap_or_default();
-    proto::Timestamp { seconds: i64::try_from(d.as_secs()).unwrap_or(0), nanos: 0 }
+    proto::Timestamp {
+        seconds: i64::try_from(d.as_secs()).unwrap_or(0),
+        nanos: 0,
+    }
 }
 
 /// Rebuilds every index file of `repo` from its tarballs.
@@ -39,8 +42,12 @@ pub async fn rebuild(app: &App, repo: &HostedRepo) -> anyhow::Result<RebuildRepo
     let mut report = RebuildReport::default();
     let mut by_name: BTreeMap<String, Vec<proto::Release>> = BTreeMap::new();
     for entry in store.list(&KeyPrefix::tarballs(&repo.name)?).await? {
-        let StorageKey::Tarball { .. } = &entry.key else { continue };
-        let Some(obj) = store.get(&entry.key).await? else { continue };
+        let StorageKey::Tarball { .. } = &entry.key else {
+            continue;
+        };
+        let Some(obj) = store.get(&entry.key).await? else {
+            continue;
+        };
         let tb = match tarball::parse(&obj.body, &app.limits) {
             Ok(tb) => tb,
             Err(e) => {
@@ -68,27 +75,36 @@ pub async fn rebuild(app: &App, repo: &HostedRepo) -> anyhow::Result<RebuildRepo
                 repository: r.repository.clone().filter(|x| x != &repo.name),
             })
             .collect();
-        by_name.entry(tb.name.clone()).or_default().push(proto::Release {
-            version: tb.version.to_string(),
-            inner_checksum: tb.inner_checksum.to_vec(),
-            dependencies: deps,
-            retired: None,
-            outer_checksum: Some(tb.outer_checksum.to_vec()),
-            advisory_indexes: vec![],
-            published_at: Some(ts(obj.meta.last_modified)),
-        });
+        by_name
+            .entry(tb.name.clone())
+            .or_default()
+            .push(proto::Release {
+                version: tb.version.to_string(),
+                inner_checksum: tb.inner_checksum.to_vec(),
+                dependencies: deps,
+                retired: None,
+                outer_checksum: Some(tb.outer_checksum.to_vec()),
+                advisory_indexes: vec![],
+                published_at: Some(ts(obj.meta.last_modified)),
+            });
     }
     let mut packages = Vec::new();
     let mut names = Vec::new();
     for (name, releases) in by_name {
         // Keep what the old package file knew about unchanged releases.
-        let old = repo.read_package(store, &name).await.ok().and_then(|c| c.package);
+        let old = repo
+            .read_package(store, &name)
+            .await
+            .ok()
+            .and_then(|c| c.package);
         let mut releases = releases;
         if let Some(old) = &old {
             for r in &mut releases {
-                if let Some(o) = old.releases.iter().find(|o| {
-                    o.version == r.version && o.outer_checksum == r.outer_checksum
-                }) {
+                if let Some(o) = old
+                    .releases
+                    .iter()
+                    .find(|o| o.version == r.version && o.outer_checksum == r.outer_checksum)
+                {
                     r.retired = o.retired.clone();
                     r.published_at = o.published_at.or(r.published_at);
                     // Dependencies as resolved at publish time (repository) win.
@@ -98,14 +114,23 @@ pub async fn rebuild(app: &App, repo: &HostedRepo) -> anyhow::Result<RebuildRepo
         }
         let pkg = registry::build_package(&repo.name, &name, releases);
         let body = registry::encode_signed(&pkg, &repo.key)?;
-        store.put(&StorageKey::package(&repo.name, &name)?, Bytes::from(body), PutMode::Overwrite).await?;
+        store
+            .put(
+                &StorageKey::package(&repo.name, &name)?,
+                Bytes::from(body),
+                PutMode::Overwrite,
+            )
+            .await?;
         report.releases += pkg.releases.len();
         let updated = pkg
             .releases
             .iter()
             .filter_map(|r| r.published_at)
             .max_by_key(|t| (t.seconds, t.nanos))
-            .unwrap_or(proto::Timestamp { seconds: 0, nanos: 0 });
+            .unwrap_or(proto::Timestamp {
+                seconds: 0,
+                nanos: 0,
+            });
         names.push((name.clone(), updated));
         packages.push(pkg);
     }
@@ -121,14 +146,22 @@ pub async fn rebuild(app: &App, repo: &HostedRepo) -> anyhow::Result<RebuildRepo
     report.packages = packages.len();
     let mut versions = registry::build_versions(&repo.name, &packages);
     // build_versions sorts and indexes retirements; make sure it agrees with versions_entry.
-    debug_assert!(versions.packages.iter().zip(&packages).all(|(v, p)| v == &versions_entry(p)));
+    debug_assert!(
+        versions
+            .packages
+            .iter()
+            .zip(&packages)
+            .all(|(v, p)| v == &versions_entry(p))
+    );
     versions.repository = repo.name.clone();
     let names = registry::build_names(&repo.name, names);
     guard
         .write_full_indexes(store, versions, names)
         .await
         .map_err(|e| anyhow::anyhow!("writing indexes: {e}"))?;
-    app.metrics.rebuild_seconds.observe(start.elapsed().as_secs_f64());
+    app.metrics
+        .rebuild_seconds
+        .observe(start.elapsed().as_secs_f64());
     tracing::info!(repo = %repo.name, packages = report.packages, releases = report.releases,
         skipped = report.skipped.len(), ms = start.elapsed().as_millis() as u64, "index rebuilt");
     Ok(report)
@@ -179,16 +212,25 @@ pub async fn import(app: &App, repo: &HostedRepo, dir: &Path) -> anyhow::Result<
             }
         };
         let key = StorageKey::tarball(&repo.name, &tb.name, &tb.version.to_string())?;
-        match store.put(&key, Bytes::from(bytes.clone()), PutMode::CreateOnly).await {
+        match store
+            .put(&key, Bytes::from(bytes.clone()), PutMode::CreateOnly)
+            .await
+        {
             Ok(_) => report.added += 1,
             Err(StoreError::AlreadyExists) => {
-                let same = store.get(&key).await?.is_some_and(|o| o.body.as_ref() == bytes.as_slice());
+                let same = store
+                    .get(&key)
+                    .await?
+                    .is_some_and(|o| o.body.as_ref() == bytes.as_slice());
                 if same {
                     report.unchanged += 1;
                 } else {
                     report.rejected.push((
                         path,
-                        format!("{} {} is already stored with different content", tb.name, tb.version),
+                        format!(
+                            "{} {} is already stored with different content",
+                            tb.name, tb.version
+                        ),
                     ));
                 }
             }

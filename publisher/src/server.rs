@@ -8,7 +8,7 @@ use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use std::convert::Infallible;
 use std::future::Future;
 use std::sync::Arc;
@@ -58,6 +58,7 @@ pub async fn serve<H: Handler>(
                         }
                     });
                     let conn = http1::Builder::new()
+                        .timer(TokioTimer::new())
                         .header_read_timeout(Duration::from_secs(30))
                         .max_buf_size(64 * 1024)
                         .serve_connection(TokioIo::new(stream), svc);

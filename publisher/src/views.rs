@@ -14,16 +14,25 @@ pub struct Urls<'a> {
 
 impl Urls<'_> {
     pub fn package(&self, name: &str) -> String {
-        format!("{}/api/repos/{}/packages/{name}", self.public_url, self.repo)
+        format!(
+            "{}/api/repos/{}/packages/{name}",
+            self.public_url, self.repo
+        )
     }
     pub fn release(&self, name: &str, version: &str) -> String {
         format!("{}/releases/{version}", self.package(name))
     }
     pub fn tarball(&self, name: &str, version: &str) -> String {
-        format!("{}/repos/{}/tarballs/{name}-{version}.tar", self.public_url, self.repo)
+        format!(
+            "{}/repos/{}/tarballs/{name}-{version}.tar",
+            self.public_url, self.repo
+        )
     }
     pub fn docs(&self, name: &str, version: &str) -> String {
-        format!("{}/repos/{}/docs/{name}-{version}.tar.gz", self.public_url, self.repo)
+        format!(
+            "{}/repos/{}/docs/{name}-{version}.tar.gz",
+            self.public_url, self.repo
+        )
     }
 }
 
@@ -80,7 +89,10 @@ fn retirement(r: Option<&proto::RetirementStatus>) -> Term {
         None => Term::nil(),
         Some(r) => Term::map([
             ("reason", Term::bin(reason_name(r.reason))),
-            ("message", r.message.as_deref().map_or_else(Term::nil, Term::bin)),
+            (
+                "message",
+                r.message.as_deref().map_or_else(Term::nil, Term::bin),
+            ),
         ]),
     }
 }
@@ -99,7 +111,11 @@ pub fn release_map(
     publisher: Option<&str>,
 ) -> Term {
     let v = release.version.as_str();
-    let checksum = release.outer_checksum.as_deref().map(hex::encode).unwrap_or_default();
+    let checksum = release
+        .outer_checksum
+        .as_deref()
+        .map(hex::encode)
+        .unwrap_or_default();
     let at = iso8601(release.published_at.as_ref());
     let requirements = Term::map(release.dependencies.iter().map(|d| {
         (
@@ -113,17 +129,25 @@ pub fn release_map(
         )
     }));
     let meta_map = Term::map([
-        ("app", opt_text(meta.and_then(|m| m.app.as_deref()).or(Some(name)))),
+        (
+            "app",
+            opt_text(meta.and_then(|m| m.app.as_deref()).or(Some(name))),
+        ),
         (
             "build_tools",
-            Term::List(meta.map_or_else(Vec::new, |m| m.build_tools.iter().map(Term::bin).collect())),
+            Term::List(
+                meta.map_or_else(Vec::new, |m| m.build_tools.iter().map(Term::bin).collect()),
+            ),
         ),
         ("elixir", opt_text(meta.and_then(|m| m.elixir.as_deref()))),
     ]);
     Term::map([
         ("version", Term::bin(v)),
         ("checksum", Term::bin(checksum)),
-        ("inner_checksum", Term::bin(hex::encode(&release.inner_checksum))),
+        (
+            "inner_checksum",
+            Term::bin(hex::encode(&release.inner_checksum)),
+        ),
         ("has_docs", Term::bool(has_docs)),
         ("inserted_at", Term::bin(&at)),
         ("updated_at", Term::bin(&at)),
@@ -131,7 +155,14 @@ pub fn release_map(
         ("html_url", Term::bin(urls.release(name, v))),
         ("package_url", Term::bin(urls.package(name))),
         ("tarball_url", Term::bin(urls.tarball(name, v))),
-        ("docs_html_url", if has_docs { Term::bin(urls.docs(name, v)) } else { Term::nil() }),
+        (
+            "docs_html_url",
+            if has_docs {
+                Term::bin(urls.docs(name, v))
+            } else {
+                Term::nil()
+            },
+        ),
         ("meta", meta_map),
         ("requirements", requirements),
         ("retirement", retirement(release.retired.as_ref())),
@@ -171,11 +202,11 @@ pub fn package_map(
             ])
         })
         .collect();
-    let retirements = Term::map(
-        pkg.releases
-            .iter()
-            .filter_map(|r| r.retired.as_ref().map(|s| (r.version.as_str(), retirement(Some(s))))),
-    );
+    let retirements = Term::map(pkg.releases.iter().filter_map(|r| {
+        r.retired
+            .as_ref()
+            .map(|s| (r.version.as_str(), retirement(Some(s))))
+    }));
     let latest = pkg.releases.last().map(|r| r.version.clone());
     let latest_stable = pkg
         .releases
@@ -184,19 +215,37 @@ pub fn package_map(
         .find(|r| !r.version.contains('-'))
         .map(|r| r.version.clone())
         .or_else(|| latest.clone());
-    let first_at = pkg.releases.iter().filter_map(|r| r.published_at.as_ref()).min_by_key(|t| t.seconds);
-    let last_at = pkg.releases.iter().filter_map(|r| r.published_at.as_ref()).max_by_key(|t| t.seconds);
+    let first_at = pkg
+        .releases
+        .iter()
+        .filter_map(|r| r.published_at.as_ref())
+        .min_by_key(|t| t.seconds);
+    let last_at = pkg
+        .releases
+        .iter()
+        .filter_map(|r| r.published_at.as_ref())
+        .max_by_key(|t| t.seconds);
     let meta = Term::map([
-        ("description", opt_text(latest_meta.and_then(|m| m.description.as_deref()))),
+        (
+            "description",
+            opt_text(latest_meta.and_then(|m| m.description.as_deref())),
+        ),
         (
             "licenses",
-            Term::List(latest_meta.map_or_else(Vec::new, |m| m.licenses.iter().map(Term::bin).collect())),
+            Term::List(
+                latest_meta.map_or_else(Vec::new, |m| m.licenses.iter().map(Term::bin).collect()),
+            ),
         ),
         (
             "links",
             Term::map(
                 latest_meta
-                    .map(|m| m.links.iter().map(|(k, v)| (k.as_str(), Term::bin(v))).collect::<Vec<_>>())
+                    .map(|m| {
+                        m.links
+                            .iter()
+                            .map(|(k, v)| (k.as_str(), Term::bin(v)))
+                            .collect::<Vec<_>>()
+                    })
                     .unwrap_or_default(),
             ),
         ),
@@ -227,7 +276,12 @@ mod tests {
 
     #[test]
     fn formats_timestamps() {
-        let t = |s| iso8601(Some(&proto::Timestamp { seconds: s, nanos: 0 }));
+        let t = |s| {
+            iso8601(Some(&proto::Timestamp {
+                seconds: s,
+                nanos: 0,
+            }))
+        };
         assert_eq!(t(0), "1970-01-01T00:00:00Z");
         assert_eq!(t(1_710_496_800), "2024-03-15T10:00:00Z");
         assert_eq!(t(951_782_400), "2000-02-29T00:00:00Z");

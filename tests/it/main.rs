@@ -1,1 +1,4 @@
-fn main() {}
+//! Integration tests: the real processes on loopback ports.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod publish;

@@ -1,1 +1,330 @@
+//! Test support: start the real hexyard processes on loopback ports with a config written for
+//! the test, talk to them over real sockets, and look at what they stored.
+//!
+//! The binaries are taken from the cargo target directory next to the test executable
+//! (`.ci/test` builds them first), or from `HEXYARD_BIN_DIR`.
 
+pub mod http;
+
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// `shared/fixtures/hex`, next to the repository.
+pub fn fixtures() -> PathBuf {
+    hexyard_common::testing::fixtures_dir()
+}
+
+/// Reads a fixture file.
+pub fn fixture(rel: &str) -> Vec<u8> {
+    let p = fixtures().join(rel);
+    std::fs::read(&p).unwrap_or_else(|e| panic!("reading {}: {e}", p.display()))
+}
+
+/// The directory holding the workspace's binaries.
+pub fn bin_dir() -> PathBuf {
+    if let Some(d) = std::env::var_os("HEXYARD_BIN_DIR") {
+        return PathBuf::from(d);
+    }
+    let exe = std::env::current_exe().unwrap_or_default();
+    // target/debug/deps/it-HASH -> target/debug
+    exe.parent()
+        .and_then(Path::parent)
+        .map(Path::to_path_buf)
+        .unwrap_or_default()
+}
+
+/// The path of binary `name`, which must have been built.
+pub fn bin(name: &str) -> PathBuf {
+    let p = bin_dir().join(name);
+    assert!(
+        p.exists(),
+        "{} is missing: build the binaries first (`cargo build --bins`; .ci/test does)",
+        p.display()
+    );
+    p
+}
+
+/// A free loopback port (bound and released; the race with other tests is negligible).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .unwrap_or_else(|e| panic!("no free port: {e}"))
+}
+
+/// The hosted repo of test deployments: named like the fixtures were built for.
+pub const REPO: &str = "fixture_repo";
+
+/// API keys the test configs define.
+pub const WRITE_KEY: &str = "secret";
+pub const READ_KEY: &str = "readonly-key";
+pub const OTHER_KEY: &str = "other-repo-key";
+pub const ADMIN_KEY: &str = "admin-key";
+
+/// SHA-256 hex of a key, as configured.
+pub fn key_hash(key: &str) -> String {
+    hex::encode(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, key.as_bytes()).as_ref())
+}
+
+/// A test deployment: a temp dir holding the config, the store and the keys.
+pub struct TestEnv {
+    pub dir: tempfile::TempDir,
+    pub config_path: PathBuf,
+    pub publisher_addr: SocketAddr,
+    pub proxy_addr: SocketAddr,
+}
+
+/// Options of a test deployment.
+#[derive(Clone, Debug)]
+pub struct EnvOptions {
+    /// Extra YAML appended under `repos:` (indented by 2).
+    pub extra_repos: String,
+    /// `publisher.replace_window_secs`.
+    pub replace_window: String,
+    /// `fixture_repo` public?
+    pub public: bool,
+    /// Limits block under `publisher.limits` (YAML flow map), e.g. `{tarball_bytes: 100000}`.
+    pub limits: String,
+    /// `default_repo`.
+    pub default_repo: Option<String>,
+}
+
+impl Default for EnvOptions {
+    fn default() -> Self {
+        EnvOptions {
+            extra_repos: String::new(),
+            replace_window: "3600".into(),
+            public: true,
+            limits: "{}".into(),
+            default_repo: Some("fixture_repo".into()),
+        }
+    }
+}
+
+impl TestEnv {
+    /// A deployment with hosted `fixture_repo` (and `other_repo`) on a local store.
+    pub fn new(opts: EnvOptions) -> TestEnv {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
+        let publisher_addr: SocketAddr = format!("127.0.0.1:{}", free_port())
+            .parse()
+            .unwrap_or_else(|e| panic!("{e}"));
+        let proxy_addr: SocketAddr = format!("127.0.0.1:{}", free_port())
+            .parse()
+            .unwrap_or_else(|e| panic!("{e}"));
+        let default_repo = opts
+            .default_repo
+            .as_deref()
+            .map(|r| format!("default_repo: {r}\n"))
+            .unwrap_or_default();
+        let yaml = format!(
+            r#"public_url: http://{proxy_addr}
+{default_repo}proxy:
+  listen: {proxy_addr}
+publisher:
+  listen: {publisher_addr}
+  spawn: false
+  replace_window_secs: {window}
+  limits: {limits}
+metrics: {{}}
+store:
+  kind: local
+  root: ./data
+keys:
+  - name: writer
+    sha256: {w}
+    grants: [{{repo: fixture_repo, access: write}}]
+  - name: reader
+    sha256: {r}
+    grants: [{{repo: fixture_repo, access: read}}]
+  - name: other
+    sha256: {o}
+    grants: [{{repo: other_repo, access: write}}]
+  - name: admin
+    sha256: {a}
+    grants: [{{repo: fixture_repo, access: admin}}, {{repo: other_repo, access: admin}}]
+repos:
+  fixture_repo:
+    kind: hosted
+    private_key: ./keys/fixture_repo.pem
+    public: {public}
+  other_repo:
+    kind: hosted
+    private_key: ./keys/other_repo.pem
+{extra}"#,
+            window = opts.replace_window,
+            limits = opts.limits,
+            w = key_hash(WRITE_KEY),
+            r = key_hash(READ_KEY),
+            o = key_hash(OTHER_KEY),
+            a = key_hash(ADMIN_KEY),
+            public = opts.public,
+            extra = opts.extra_repos,
+        );
+        let config_path = dir.path().join("hexyard.yaml");
+        std::fs::write(&config_path, yaml).unwrap_or_else(|e| panic!("writing config: {e}"));
+        TestEnv {
+            dir,
+            config_path,
+            publisher_addr,
+            proxy_addr,
+        }
+    }
+
+    /// The store root.
+    pub fn store_root(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    /// A stored object's path: `repos/<repo>/<rel>`.
+    pub fn object_path(&self, repo: &str, rel: &str) -> PathBuf {
+        self.store_root().join("repos").join(repo).join(rel)
+    }
+
+    /// A stored object's bytes, if it exists.
+    pub fn object(&self, repo: &str, rel: &str) -> Option<Vec<u8>> {
+        std::fs::read(self.object_path(repo, rel)).ok()
+    }
+
+    /// The public key a repo serves (as written to the store).
+    pub fn public_key(&self, repo: &str) -> hexyard_common::signing::VerifyingKey {
+        let pem = self
+            .object(repo, "public_key")
+            .unwrap_or_else(|| panic!("{repo} has no public_key"));
+        hexyard_common::signing::VerifyingKey::from_pem(&String::from_utf8_lossy(&pem))
+            .unwrap_or_else(|e| panic!("bad public key: {e}"))
+    }
+
+    /// Every stored object (path relative to the store root => bytes), for "nothing changed"
+    /// assertions. Lock and temp files are not objects.
+    pub fn snapshot(&self) -> std::collections::BTreeMap<String, Vec<u8>> {
+        let mut out = std::collections::BTreeMap::new();
+        let root = self.store_root().join("repos");
+        let mut stack = vec![root.clone()];
+        while let Some(d) = stack.pop() {
+            let Ok(rd) = std::fs::read_dir(&d) else {
+                continue;
+            };
+            for e in rd.flatten() {
+                let p = e.path();
+                if p.is_dir() {
+                    stack.push(p);
+                } else if let Ok(b) = std::fs::read(&p) {
+                    let rel = p
+                        .strip_prefix(&root)
+                        .unwrap_or(&p)
+                        .to_string_lossy()
+                        .into_owned();
+                    out.insert(rel, b);
+                }
+            }
+        }
+        out
+    }
+
+    /// Starts a publisher process on this env's config (on `addr`, default the configured one).
+    pub fn start_publisher(&self) -> Process {
+        Process::start(
+            "hexyard-publisher",
+            &self.config_path,
+            self.publisher_addr,
+            &[],
+        )
+    }
+
+    /// Starts another publisher on the same store, on its own port.
+    pub fn start_second_publisher(&self) -> Process {
+        let port = free_port();
+        let text = std::fs::read_to_string(&self.config_path).unwrap_or_default();
+        let text = text.replace(
+            &format!("listen: {}", self.publisher_addr),
+            &format!("listen: 127.0.0.1:{port}"),
+        );
+        let path = self.dir.path().join(format!("hexyard-{port}.yaml"));
+        std::fs::write(&path, text).unwrap_or_else(|e| panic!("{e}"));
+        let addr = format!("127.0.0.1:{port}")
+            .parse()
+            .unwrap_or_else(|e| panic!("{e}"));
+        Process::start("hexyard-publisher", &path, addr, &[])
+    }
+
+    /// Runs a publisher subcommand to completion: (exit success, stdout + stderr).
+    pub fn publisher_command(&self, args: &[&str]) -> (bool, String) {
+        let out = Command::new(bin("hexyard-publisher"))
+            .arg("--config")
+            .arg(&self.config_path)
+            .args(args)
+            .output()
+            .unwrap_or_else(|e| panic!("running hexyard-publisher: {e}"));
+        let mut text = String::from_utf8_lossy(&out.stdout).into_owned();
+        text.push_str(&String::from_utf8_lossy(&out.stderr));
+        (out.status.success(), text)
+    }
+}
+
+/// A running process, killed when dropped.
+pub struct Process {
+    pub child: Child,
+    pub addr: SocketAddr,
+    pub log: PathBuf,
+}
+
+impl Process {
+    /// Starts `bin --config FILE ARGS..` and waits until `addr` accepts connections.
+    pub fn start(name: &str, config: &Path, addr: SocketAddr, args: &[&str]) -> Process {
+        let log = config.with_extension(format!("{}.log", addr.port()));
+        let log_file = std::fs::File::create(&log).unwrap_or_else(|e| panic!("{e}"));
+        let err_file = log_file.try_clone().unwrap_or_else(|e| panic!("{e}"));
+        let child = Command::new(bin(name))
+            .arg("--config")
+            .arg(config)
+            .args(args)
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::from(log_file))
+            .stderr(Stdio::from(err_file))
+            .spawn()
+            .unwrap_or_else(|e| panic!("starting {name}: {e}"));
+        let mut p = Process { child, addr, log };
+        p.wait_ready();
+        p
+    }
+
+    fn wait_ready(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if TcpStream::connect_timeout(&self.addr, Duration::from_millis(200)).is_ok() {
+                return;
+            }
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!(
+                    "process exited with {status} before listening; log:\n{}",
+                    self.log_text()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!(
+            "process did not listen on {} within 30 s; log:\n{}",
+            self.addr,
+            self.log_text()
+        );
+    }
+
+    /// What the process logged so far.
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Kills the process (SIGKILL) and waits for it.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}

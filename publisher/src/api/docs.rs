@@ -33,16 +33,25 @@ pub async fn publish(
         ApiError::validation("tar", e.to_string())
     })?;
     let current = ctx.repo.read_package(ctx.app.store.as_ref(), name).await?;
-    let exists =
-        current.package.as_ref().is_some_and(|p| p.releases.iter().any(|r| r.version == version));
+    let exists = current
+        .package
+        .as_ref()
+        .is_some_and(|p| p.releases.iter().any(|r| r.version == version));
     if !exists {
         return Err(ApiError::page_not_found());
     }
-    ctx.app.store.put(&key, body, PutMode::Overwrite).await.map_err(|e| {
-        tracing::error!(error = %e, "store failure");
-        ApiError::unavailable(format!("storage unavailable: {e}"))
-    })?;
-    let urls = Urls { public_url: &ctx.app.public_url, repo: &ctx.repo.name };
+    ctx.app
+        .store
+        .put(&key, body, PutMode::Overwrite)
+        .await
+        .map_err(|e| {
+            tracing::error!(error = %e, "store failure");
+            ApiError::unavailable(format!("storage unavailable: {e}"))
+        })?;
+    let urls = Urls {
+        public_url: &ctx.app.public_url,
+        repo: &ctx.repo.name,
+    };
     tracing::info!(repo = %ctx.repo.name, package = name, version, "docs published");
     Ok(Reply::empty(StatusCode::CREATED).header("location", urls.docs(name, version)))
 }

@@ -20,7 +20,9 @@ async fn package_term(ctx: &Ctx<'_>, name: &str) -> Result<Option<Term>, ApiErro
         return Ok(None);
     }
     let current = ctx.repo.read_package(ctx.app.store.as_ref(), name).await?;
-    let Some(pkg) = current.package else { return Ok(None) };
+    let Some(pkg) = current.package else {
+        return Ok(None);
+    };
     let meta = match pkg.releases.last() {
         Some(r) => release_meta(ctx, name, r).await,
         None => None,
@@ -31,14 +33,21 @@ async fn package_term(ctx: &Ctx<'_>, name: &str) -> Result<Option<Term>, ApiErro
             with_docs.insert(r.version.clone());
         }
     }
-    let urls = Urls { public_url: &ctx.app.public_url, repo: &ctx.repo.name };
-    Ok(Some(package_map(&urls, &pkg, meta.as_deref(), &|v| with_docs.contains(v))))
+    let urls = Urls {
+        public_url: &ctx.app.public_url,
+        repo: &ctx.repo.name,
+    };
+    Ok(Some(package_map(&urls, &pkg, meta.as_deref(), &|v| {
+        with_docs.contains(v)
+    })))
 }
 
 /// `GET /packages/NAME`.
 pub async fn get(ctx: &Ctx<'_>, name: &str) -> Result<Reply, ApiError> {
     ctx.require_read()?;
-    let term = package_term(ctx, name).await?.ok_or_else(ApiError::page_not_found)?;
+    let term = package_term(ctx, name)
+        .await?
+        .ok_or_else(ApiError::page_not_found)?;
     Ok(Reply::term(StatusCode::OK, &term, ctx.format))
 }
 
@@ -49,7 +58,10 @@ pub async fn search(ctx: &Ctx<'_>, query: &str) -> Result<Reply, ApiError> {
     let q = query_param(query, "search").unwrap_or_default();
     // hex.pm's search syntax allows `name:foo`; take the term after a colon.
     let q = q.rsplit(':').next().unwrap_or("").trim().to_lowercase();
-    let page = query_param(query, "page").and_then(|p| p.parse::<usize>().ok()).unwrap_or(1).max(1);
+    let page = query_param(query, "page")
+        .and_then(|p| p.parse::<usize>().ok())
+        .unwrap_or(1)
+        .max(1);
     let key = StorageKey::names(&ctx.repo.name).map_err(|_| ApiError::internal())?;
     let names: Vec<String> = match ctx.app.store.get(&key).await {
         Ok(Some(obj)) => registry::decode_names(&obj.body, &ctx.repo.verifying, &ctx.repo.name)
@@ -59,7 +71,11 @@ pub async fn search(ctx: &Ctx<'_>, query: &str) -> Result<Reply, ApiError> {
     };
     let hits: Vec<&String> = names.iter().filter(|n| n.contains(&q)).collect();
     let mut out = Vec::new();
-    for name in hits.into_iter().skip((page - 1) * PAGE_SIZE).take(PAGE_SIZE) {
+    for name in hits
+        .into_iter()
+        .skip((page - 1) * PAGE_SIZE)
+        .take(PAGE_SIZE)
+    {
         if let Some(t) = package_term(ctx, name).await? {
             out.push(t);
         }
@@ -77,7 +93,12 @@ pub async fn owners(ctx: &Ctx<'_>, name: &str) -> Result<Reply, ApiError> {
     if current.package.is_none() {
         return Err(ApiError::page_not_found());
     }
-    let owners = ctx.app.owners.get(&ctx.repo.name).cloned().unwrap_or_default();
+    let owners = ctx
+        .app
+        .owners
+        .get(&ctx.repo.name)
+        .cloned()
+        .unwrap_or_default();
     let list = owners
         .iter()
         .map(|o| {
@@ -85,7 +106,10 @@ pub async fn owners(ctx: &Ctx<'_>, name: &str) -> Result<Reply, ApiError> {
                 ("username", Term::bin(o)),
                 ("email", Term::nil()),
                 ("level", Term::bin("full")),
-                ("url", Term::bin(format!("{}/api/users/{o}", ctx.app.public_url))),
+                (
+                    "url",
+                    Term::bin(format!("{}/api/users/{o}", ctx.app.public_url)),
+                ),
             ])
         })
         .collect();

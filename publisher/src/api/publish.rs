@@ -49,7 +49,9 @@ pub async fn publish(
     log: &mut LogInfo,
 ) -> Result<Reply, ApiError> {
     let app = ctx.app;
-    let principal = ctx.require(Access::Write).inspect_err(|_| app.metrics.reject("auth"))?;
+    let principal = ctx
+        .require(Access::Write)
+        .inspect_err(|_| app.metrics.reject("auth"))?;
     let replace = replace_flag(query)?;
     let (_, body) = read_body(req, app.limits.tarball_bytes, "tarball")
         .await
@@ -66,7 +68,10 @@ pub async fn publish(
         app.metrics.reject("name");
         return Err(ApiError::validation(
             "name",
-            format!("metadata does not match package name: the URL says {n:?}, the tarball {:?}", tb.name),
+            format!(
+                "metadata does not match package name: the URL says {n:?}, the tarball {:?}",
+                tb.name
+            ),
         ));
     }
     let repo = ctx.repo;
@@ -127,20 +132,36 @@ pub async fn publish(
         .as_ref()
         .and_then(|p| p.releases.iter().find(|r| r.version == version))
         .ok_or_else(ApiError::internal)?;
-    let urls = Urls { public_url: &app.public_url, repo: &repo.name };
+    let urls = Urls {
+        public_url: &app.public_url,
+        repo: &repo.name,
+    };
     let has_docs = store
         .head(&StorageKey::docs(&repo.name, &tb.name, &version).map_err(|_| ApiError::internal())?)
         .await
         .map(|m| m.is_some())
         .unwrap_or(false);
-    let term =
-        release_map(&urls, &tb.name, written, Some(&tb.metadata), has_docs, Some(&principal.name));
+    let term = release_map(
+        &urls,
+        &tb.name,
+        written,
+        Some(&tb.metadata),
+        has_docs,
+        Some(&principal.name),
+    );
     tracing::info!(repo = %repo.name, package = %tb.name, version = %version, replaced = existing.is_some(),
         publisher = %principal.name, "published");
-    let status = if existing.is_some() { StatusCode::OK } else { StatusCode::CREATED };
+    let status = if existing.is_some() {
+        StatusCode::OK
+    } else {
+        StatusCode::CREATED
+    };
     Ok(Reply::term(status, &term, ctx.format).header(
         "location",
-        format!("/api/repos/{}/packages/{}/releases/{version}", repo.name, tb.name),
+        format!(
+            "/api/repos/{}/packages/{}/releases/{version}",
+            repo.name, tb.name
+        ),
     ))
 }
 
@@ -164,7 +185,9 @@ pub fn check_replace(
 
 /// Whether the release may still be changed (replaced or reverted).
 pub fn within_window(repo: &HostedRepo, old: &proto::Release, verb: &str) -> Result<(), ApiError> {
-    let Some(window) = repo.replace_window else { return Ok(()) };
+    let Some(window) = repo.replace_window else {
+        return Ok(());
+    };
     let published = old.published_at.map_or(0, |t| t.seconds);
     let now = now_timestamp().seconds;
     let limit = i64::try_from(window.as_secs()).unwrap_or(i64::MAX);
@@ -202,7 +225,11 @@ async fn store_tarball(
 ) -> Result<(), ApiError> {
     let key = StorageKey::tarball(&repo.name, &tb.name, &tb.version.to_string())
         .map_err(|e| ApiError::bad_request(e.to_string()))?;
-    let mode = if replacing { PutMode::Overwrite } else { PutMode::CreateOnly };
+    let mode = if replacing {
+        PutMode::Overwrite
+    } else {
+        PutMode::CreateOnly
+    };
     match store.put(&key, body.clone(), mode).await {
         Ok(_) => return Ok(()),
         Err(StoreError::AlreadyExists) => {}
@@ -210,25 +237,35 @@ async fn store_tarball(
     }
     let Some(old) = store.get(&key).await.map_err(store_error)? else {
         // Deleted in between: try once more.
-        return store.put(&key, body, PutMode::CreateOnly).await.map(|_| ()).map_err(store_error);
+        return store
+            .put(&key, body, PutMode::CreateOnly)
+            .await
+            .map(|_| ())
+            .map_err(store_error);
     };
     if old.body == body {
         return Ok(());
     }
-    let age = SystemTime::now().duration_since(old.meta.last_modified).unwrap_or_default();
+    let age = SystemTime::now()
+        .duration_since(old.meta.last_modified)
+        .unwrap_or_default();
     if age < ORPHAN_AGE {
         return Err(ApiError::new(
             StatusCode::CONFLICT,
             "another publish of this version is in progress; retry in a minute",
         ));
     }
-    store.put(&key, body, PutMode::IfMatch(old.meta.etag)).await.map(|_| ()).map_err(|e| match e {
-        StoreError::PreconditionFailed => ApiError::new(
-            StatusCode::CONFLICT,
-            "another publish of this version is in progress; retry in a minute",
-        ),
-        e => store_error(e),
-    })
+    store
+        .put(&key, body, PutMode::IfMatch(old.meta.etag))
+        .await
+        .map(|_| ())
+        .map_err(|e| match e {
+            StoreError::PreconditionFailed => ApiError::new(
+                StatusCode::CONFLICT,
+                "another publish of this version is in progress; retry in a minute",
+            ),
+            e => store_error(e),
+        })
 }
 
 fn store_error(e: StoreError) -> ApiError {
@@ -261,7 +298,10 @@ async fn resolve_dependencies(
             ApiError::validation("requirements", format!("{}: {e}", r.name))
         })?;
         if r.name == tb.name {
-            return Err(ApiError::validation("requirements", format!("{}: a package cannot depend on itself", r.name)));
+            return Err(ApiError::validation(
+                "requirements",
+                format!("{}: a package cannot depend on itself", r.name),
+            ));
         }
         let target = r.repository.as_deref().unwrap_or(&ctx.repo.name);
         let recorded = match app.hosted.get(target) {

@@ -26,7 +26,9 @@ fn check_version(version: &str) -> Result<(), ApiError> {
 }
 
 fn check_name(name: &str) -> Result<(), ApiError> {
-    StorageKey::package("x", name).map(|_| ()).map_err(|_| ApiError::page_not_found())
+    StorageKey::package("x", name)
+        .map(|_| ())
+        .map_err(|_| ApiError::page_not_found())
 }
 
 /// The metadata of a stored release tarball (cached by outer checksum).
@@ -67,7 +69,10 @@ pub async fn get(ctx: &Ctx<'_>, name: &str, version: &str) -> Result<Reply, ApiE
         .ok_or_else(ApiError::page_not_found)?;
     let meta = release_meta(ctx, name, release).await;
     let docs = has_docs(ctx, name, version).await;
-    let urls = Urls { public_url: &ctx.app.public_url, repo: &ctx.repo.name };
+    let urls = Urls {
+        public_url: &ctx.app.public_url,
+        repo: &ctx.repo.name,
+    };
     let term = release_map(&urls, name, release, meta.as_deref(), docs, None);
     Ok(Reply::term(StatusCode::OK, &term, ctx.format))
 }
@@ -112,7 +117,10 @@ pub async fn revert(ctx: &Ctx<'_>, name: &str, version: &str) -> Result<Reply, A
 }
 
 /// Reads `{"reason" => R, "message" => M}` as an Erlang term or JSON.
-fn parse_retire_body(parts: &http::request::Parts, body: &[u8]) -> Result<(String, Option<String>), ApiError> {
+fn parse_retire_body(
+    parts: &http::request::Parts,
+    body: &[u8],
+) -> Result<(String, Option<String>), ApiError> {
     let ctype = parts
         .headers
         .get(http::header::CONTENT_TYPE)
@@ -157,9 +165,15 @@ pub async fn retire(
     if let Some(m) = &message
         && !(3..=140).contains(&m.chars().count())
     {
-        return Err(ApiError::validation("message", "should be 3 to 140 characters long"));
+        return Err(ApiError::validation(
+            "message",
+            "should be 3 to 140 characters long",
+        ));
     }
-    let status = proto::RetirementStatus { reason: value as i32, message };
+    let status = proto::RetirementStatus {
+        reason: value as i32,
+        message,
+    };
     set_retirement(ctx, name, version, Some(status)).await
 }
 
@@ -193,4 +207,3 @@ async fn set_retirement(
     tracing::info!(repo = %ctx.repo.name, package = name, version, retired = status.is_some(), "retirement changed");
     Ok(Reply::empty(StatusCode::NO_CONTENT))
 }
-

@@ -19,14 +19,20 @@ pub fn me(ctx: &Ctx<'_>) -> Result<Reply, ApiError> {
         p.grants
             .iter()
             .map(|(repo, access)| {
-                Term::map([("name", Term::bin(repo)), ("access", Term::bin(access.as_str()))])
+                Term::map([
+                    ("name", Term::bin(repo)),
+                    ("access", Term::bin(access.as_str())),
+                ])
             })
             .collect(),
     );
     let term = Term::map([
         ("username", Term::bin(&p.name)),
         ("email", Term::nil()),
-        ("url", Term::bin(format!("{}/api/users/{}", ctx.app.public_url, p.name))),
+        (
+            "url",
+            Term::bin(format!("{}/api/users/{}", ctx.app.public_url, p.name)),
+        ),
         ("organizations", Term::List(vec![])),
         ("repositories", repositories),
     ]);
