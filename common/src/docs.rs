@@ -196,7 +196,10 @@ mod tests {
     fn refuses_bad_docs() {
         let l = DocsLimits::default();
         let f = tar::EntryType::Regular;
-        assert!(matches!(validate(b"not gzip", &l), Err(DocsError::Malformed(_))));
+        assert!(matches!(
+            validate(b"not gzip", &l),
+            Err(DocsError::Malformed(_))
+        ));
         assert_eq!(
             validate(&make(&[("index.html", b"x", f), ("../evil", b"x", f)]), &l),
             Err(DocsError::UnsafePath("../evil".into()))
