@@ -63,7 +63,7 @@ impl Requirement {
             // clause := [op] version
             let tok = tokens.get(i).ok_or_else(|| err("missing version"))?;
             let (op, ver) = match parse_op(tok) {
-                Some((op, rest)) if rest.is_empty() => {
+                Some((op, "")) => {
                     i += 1;
                     (op, *tokens.get(i).ok_or_else(|| err("missing version"))?)
                 }

@@ -137,7 +137,7 @@ pub async fn rebuild(app: &App, repo: &HostedRepo) -> anyhow::Result<RebuildRepo
     // Package files with no tarball left.
     for entry in store.list(&KeyPrefix::packages(&repo.name)?).await? {
         if let StorageKey::Package { name, .. } = &entry.key
-            && !packages.iter().any(|p| &p.name == name.as_str())
+            && !packages.iter().any(|p| p.name == name.as_str())
         {
             store.delete(&entry.key).await?;
             report.removed_packages += 1;

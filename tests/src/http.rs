@@ -2,7 +2,7 @@
 //! can reproduce what the Hex clients send (raw `authorization`, `expect: 100-continue`, ...)
 //! and look at exactly what comes back.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
 

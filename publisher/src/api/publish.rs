@@ -207,8 +207,8 @@ fn human(d: Duration) -> String {
     let s = d.as_secs();
     match s {
         3600 => "one hour".to_owned(),
-        _ if s % 3600 == 0 => format!("{} hours", s / 3600),
-        _ if s % 60 == 0 => format!("{} minutes", s / 60),
+        _ if s.is_multiple_of(3600) => format!("{} hours", s / 3600),
+        _ if s.is_multiple_of(60) => format!("{} minutes", s / 60),
         _ => format!("{s} seconds"),
     }
 }
