@@ -1,1 +1,1 @@
-//! Benchmark support.
+//! Benchmarks of hexyard; see `benches/` and docs/PERFORMANCE.md.
