@@ -20,17 +20,7 @@ use serde::{Deserialize, Serialize, Serializer};
 
 use crate::storage::{KeyComponent, KeyName};
 
-/// hex.pm's repository public key (hex-protocol §11), used for `public_key: builtin`.
-pub const HEXPM_PUBLIC_KEY_PEM: &str = "-----BEGIN PUBLIC KEY-----
-MIIBIjANBgkqhkiG9w0BAQEFAAOCAQ8AMIIBCgKCAQEApqREcFDt5vV21JVe2QNB
-Edvzk6w36aNFhVGWN5toNJRjRJ6m4hIuG4KaXtDWVLjnvct6MYMfqhC79HAGwyF+
-IqR6Q6a5bbFSsImgBJwz1oadoVKD6ZNetAuCIK84cjMrEFRkELtEIPNHblCzUkkM
-3rS9+DPlnfG8hBvGi6tvQIuZmXGCxF/73hU0/MyGhbmEjIKRtG6b0sJYKelRLTPW
-XgK7s5pESgiwf2YC/2MGDXjAJfpfCd0RpLdvd4eRiXtVlE9qO9bND94E7PgQ/xqZ
-J1i2xWFndWa6nfFnRxZmCStCOZWYYPlaxr+FZceFbpMwzTNs4g3d4tLNUcbKAIH4
-0wIDAQAB
------END PUBLIC KEY-----
-";
+pub use crate::signing::HEXPM_PUBLIC_KEY_PEM;
 
 const MIB: u64 = 1024 * 1024;
 

@@ -10,11 +10,13 @@
 //! - [`tarball`]: bounded parsing and building of Hex package tarballs, `metadata.config`.
 //! - [`docs`]: validation of documentation tarballs.
 //! - [`storage`]: the one [`storage::Store`] trait, [`storage::StorageKey`], backends.
+//! - [`auth`]: API keys (hashed) and per-repo grants.
 //! - [`config`]: the deployment's YAML file, loaded and validated.
 //! - [`etf`]: the Erlang external term format of the API (`application/vnd.hex+erlang`).
 //! - [`metrics`]: Prometheus helpers.
 //! - `testing` (feature `testing`): helpers and the storage conformance suite.
 
+pub mod auth;
 pub mod config;
 pub mod docs;
 pub mod etf;

@@ -156,3 +156,16 @@ pub trait Store: Send + Sync {
     /// A short human description for logs, e.g. `local:/var/lib/hexyard`.
     fn describe(&self) -> String;
 }
+
+/// Opens the store a config describes.
+///
+/// # Errors
+/// [`StoreError`] when the local root cannot be created, or the kind is not built in.
+pub fn open(config: &crate::config::StoreConfig) -> Result<std::sync::Arc<dyn Store>, StoreError> {
+    match config.kind {
+        crate::config::StoreKind::Local => Ok(std::sync::Arc::new(LocalStore::new(&config.root)?)),
+        crate::config::StoreKind::S3 => Err(StoreError::Unavailable(
+            "store.kind s3 is not supported by this build yet".to_owned(),
+        )),
+    }
+}

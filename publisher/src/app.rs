@@ -53,7 +53,7 @@ impl Ctx<'_> {
             .principal
             .as_ref()
             .ok_or_else(|| ApiError::unauthorized("missing authentication information"))?;
-        p.require(&self.repo.name, need)?;
+        crate::auth::require(p, &self.repo.name, need)?;
         Ok(p)
     }
 
@@ -145,7 +145,8 @@ impl App {
             }
         };
         log.repo = Some(repo_name.clone());
-        let principal = self.auth.authenticate(
+        let principal = crate::auth::authenticate(
+            &self.auth,
             req.headers()
                 .get(http::header::AUTHORIZATION)
                 .map(|v| v.as_bytes()),

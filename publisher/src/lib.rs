@@ -25,14 +25,14 @@ pub mod server;
 pub mod views;
 
 use crate::app::App;
-use crate::auth::{Access, Authenticator, KeyEntry};
+use crate::auth::{Access, Authenticator};
 use crate::index::HostedRepo;
 use anyhow::Context;
-use hexyard_common::config::{self, Config, RepoConfig};
+use hexyard_common::config::{Config, RepoConfig};
 use hexyard_common::docs::DocsLimits;
 use hexyard_common::names::NameRules;
 use hexyard_common::signing::SigningKey;
-use hexyard_common::storage::{LocalStore, PutMode, StorageKey, Store};
+use hexyard_common::storage::{PutMode, StorageKey, Store};
 use hexyard_common::tarball::TarballLimits;
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -43,15 +43,8 @@ use tokio::net::TcpListener;
 
 /// Opens the configured store.
 pub fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
-    match config.store.kind {
-        config::StoreKind::Local => {
-            let store = LocalStore::new(&config.store.root).with_context(|| {
-                format!("opening the local store at {}", config.store.root.display())
-            })?;
-            Ok(Arc::new(store))
-        }
-        config::StoreKind::S3 => anyhow::bail!("store.kind s3 is not supported by this build yet"),
-    }
+    hexyard_common::storage::open(&config.store)
+        .with_context(|| format!("opening the store ({})", config.store.root.display()))
 }
 
 /// The tarball limits of the config.
@@ -143,32 +136,10 @@ pub async fn build_with_store(config: &Config, store: Arc<dyn Store>) -> anyhow:
             RepoConfig::Mirror(_) => mirrors.push(name.clone()),
         }
     }
-    let keys = config
-        .keys
-        .iter()
-        .filter_map(|k| {
-            let hash = k.sha256_bytes()?;
-            let grants = k
-                .grants
-                .iter()
-                .map(|g| {
-                    let a = match g.access {
-                        config::Access::Read => Access::Read,
-                        config::Access::Write => Access::Write,
-                        config::Access::Admin => Access::Admin,
-                    };
-                    (g.repo.clone(), a)
-                })
-                .collect();
-            Some(KeyEntry {
-                name: k.name.clone(),
-                hash,
-                grants,
-            })
-        })
-        .collect::<Vec<_>>();
+    let auth = Authenticator::from_config(config);
+    let keys = auth.keys();
     let mut owners: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    for k in &keys {
+    for k in keys {
         for (repo, a) in &k.grants {
             if *a >= Access::Write {
                 owners.entry(repo.clone()).or_default().push(k.name.clone());
@@ -178,7 +149,7 @@ pub async fn build_with_store(config: &Config, store: Arc<dyn Store>) -> anyhow:
     let metrics = metrics::Metrics::new().context("registering metrics")?;
     let app = Arc::new(App::new(
         store,
-        Authenticator::new(keys),
+        auth.clone(),
         config.default_repo.clone(),
         hosted,
         mirrors,

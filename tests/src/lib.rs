@@ -127,7 +127,7 @@ publisher:
   spawn: false
   replace_window_secs: {window}
   limits: {limits}
-metrics: {{}}
+metrics: {{listen: null}}
 store:
   kind: local
   root: ./data

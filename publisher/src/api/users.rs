@@ -2,7 +2,7 @@
 
 use crate::api::query_param;
 use crate::app::Ctx;
-use crate::auth::Access;
+use crate::auth::{Access, require};
 use crate::error::ApiError;
 use crate::respond::Reply;
 use hexyard_common::etf::Term;
@@ -49,9 +49,9 @@ pub fn auth(ctx: &Ctx<'_>, query: &str) -> Result<Reply, ApiError> {
         .as_ref()
         .ok_or_else(|| ApiError::unauthorized("missing authentication information"))?;
     match (domain.as_str(), resource.as_deref()) {
-        ("api", Some("write")) => p.require(&ctx.repo.name, Access::Write)?,
-        ("api", _) => p.require(&ctx.repo.name, Access::Read)?,
-        ("repository", Some(r)) => p.require(r, Access::Read)?,
+        ("api", Some("write")) => require(p, &ctx.repo.name, Access::Write)?,
+        ("api", _) => require(p, &ctx.repo.name, Access::Read)?,
+        ("repository", Some(r)) => require(p, r, Access::Read)?,
         ("repositories", _) => {}
         _ => return Err(ApiError::bad_request(format!("unknown domain {domain:?}"))),
     }
