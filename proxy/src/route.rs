@@ -1,0 +1,255 @@
+//! Request path -> what is asked for. `/repos/<repo>/<object>` (and `/<object>` for the
+//! `default_repo`), `/api/...` (forwarded), `/healthz`, `/readyz`. Runs of `/` collapse
+//! (clients keep a user's trailing slash, protocol doc §1/§13.13); percent-escapes are decoded
+//! once; NUL, encoded slashes, malformed escapes are refused; names and versions are checked by
+//! `StorageKey`, so nothing can address a file outside the repository.
+
+/// One object of a repository.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Object {
+    Names,
+    Versions,
+    Package(String),
+    Tarball { name: String, version: String },
+    Docs { name: String, version: String },
+    PublicKey,
+}
+
+impl Object {
+    /// The bounded label for metrics and logs.
+    pub fn class(&self) -> &'static str {
+        match self {
+            Object::Names | Object::Versions => "index",
+            Object::Package(_) => "package",
+            Object::Tarball { .. } => "tarball",
+            Object::Docs { .. } => "docs",
+            Object::PublicKey => "public_key",
+        }
+    }
+
+    /// The package this object belongs to, if any.
+    pub fn package(&self) -> Option<&str> {
+        match self {
+            Object::Package(n) | Object::Tarball { name: n, .. } | Object::Docs { name: n, .. } => {
+                Some(n)
+            }
+            _ => None,
+        }
+    }
+}
+
+/// What a request is for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Route {
+    /// A repository file; `repo: None` means the default repo.
+    Repo {
+        repo: Option<String>,
+        object: Object,
+    },
+    /// `/api/...`: forwarded to the publisher.
+    Api,
+    Healthz,
+    Readyz,
+    /// 404 with this text.
+    NotFound(&'static str),
+    /// 400 with this text.
+    BadRequest(&'static str),
+}
+
+impl Route {
+    pub fn class(&self) -> &'static str {
+        match self {
+            Route::Repo { object, .. } => object.class(),
+            Route::Api => "api",
+            Route::Healthz | Route::Readyz => "health",
+            Route::NotFound(_) | Route::BadRequest(_) => "invalid",
+        }
+    }
+}
+
+fn decode(seg: &str) -> Result<String, &'static str> {
+    if !seg.contains('%') {
+        return if seg.contains('\0') {
+            Err("NUL in path")
+        } else {
+            Ok(seg.to_owned())
+        };
+    }
+    let b = seg.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' {
+            let h = b.get(i + 1..i + 3).ok_or("bad escape in path")?;
+            let h = std::str::from_utf8(h).map_err(|_| "bad escape in path")?;
+            out.push(u8::from_str_radix(h, 16).map_err(|_| "bad escape in path")?);
+            i += 3;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    if out.contains(&0) {
+        return Err("NUL in path");
+    }
+    let s = String::from_utf8(out).map_err(|_| "path is not UTF-8")?;
+    if s.contains('/') {
+        return Err("encoded slash in path");
+    }
+    Ok(s)
+}
+
+fn object(rest: &[String]) -> Option<Object> {
+    let s: Vec<&str> = rest.iter().map(String::as_str).collect();
+    Some(match s.as_slice() {
+        ["names"] => Object::Names,
+        ["versions"] => Object::Versions,
+        ["public_key"] => Object::PublicKey,
+        ["packages", name] => Object::Package((*name).to_owned()),
+        ["tarballs", file] => {
+            let stem = file.strip_suffix(".tar")?;
+            let (name, version) = stem.split_once('-')?;
+            Object::Tarball {
+                name: name.to_owned(),
+                version: version.to_owned(),
+            }
+        }
+        ["docs", file] => {
+            let stem = file.strip_suffix(".tar.gz")?;
+            let (name, version) = stem.split_once('-')?;
+            Object::Docs {
+                name: name.to_owned(),
+                version: version.to_owned(),
+            }
+        }
+        _ => return None,
+    })
+}
+
+/// Routes a request path (without the query).
+pub fn route(path: &str) -> Route {
+    if path.len() > 2048 {
+        return Route::BadRequest("path too long");
+    }
+    let mut segs = Vec::new();
+    for s in path.split('/').filter(|s| !s.is_empty()) {
+        match decode(s) {
+            Ok(d) => segs.push(d),
+            Err(why) => return Route::BadRequest(why),
+        }
+    }
+    match segs.first().map(String::as_str) {
+        Some("api") => Route::Api,
+        Some("healthz") if segs.len() == 1 => Route::Healthz,
+        Some("readyz") if segs.len() == 1 => Route::Readyz,
+        Some("repos") if segs.len() >= 2 => match object(&segs[2..]) {
+            Some(object) => Route::Repo {
+                repo: Some(segs[1].clone()),
+                object,
+            },
+            None => Route::NotFound("no such repository file"),
+        },
+        Some(_) => match object(&segs) {
+            Some(object) => Route::Repo { repo: None, object },
+            None => Route::NotFound("not found"),
+        },
+        None => Route::NotFound("not found"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn repo(r: Option<&str>, object: Object) -> Route {
+        Route::Repo {
+            repo: r.map(str::to_owned),
+            object,
+        }
+    }
+
+    #[test]
+    fn routes_repository_files() {
+        assert_eq!(
+            route("/repos/acme/names"),
+            repo(Some("acme"), Object::Names)
+        );
+        assert_eq!(
+            route("/repos/acme//versions"),
+            repo(Some("acme"), Object::Versions)
+        );
+        assert_eq!(
+            route("/repos/acme/packages/foo"),
+            repo(Some("acme"), Object::Package("foo".into()))
+        );
+        assert_eq!(
+            route("/repos/acme/tarballs/foo_bar-1.0.0-rc.1+build.tar"),
+            repo(
+                Some("acme"),
+                Object::Tarball {
+                    name: "foo_bar".into(),
+                    version: "1.0.0-rc.1+build".into()
+                }
+            )
+        );
+        assert_eq!(
+            route("/repos/acme/docs/foo-1.0.0.tar.gz"),
+            repo(
+                Some("acme"),
+                Object::Docs {
+                    name: "foo".into(),
+                    version: "1.0.0".into()
+                }
+            )
+        );
+        assert_eq!(
+            route("/repos/acme/public_key"),
+            repo(Some("acme"), Object::PublicKey)
+        );
+        assert_eq!(
+            route("/packages/foo"),
+            repo(None, Object::Package("foo".into()))
+        );
+        assert_eq!(route("/api/packages/foo"), Route::Api);
+        assert_eq!(route("/healthz"), Route::Healthz);
+        assert_eq!(route("/readyz"), Route::Readyz);
+    }
+
+    #[test]
+    fn refuses_tricks() {
+        assert_eq!(
+            route("/repos/acme/packages/fo%00o"),
+            Route::BadRequest("NUL in path")
+        );
+        assert_eq!(
+            route("/repos/acme/packages/a%2f..%2fb"),
+            Route::BadRequest("encoded slash in path")
+        );
+        assert_eq!(
+            route("/repos/acme/packages/a%zz"),
+            Route::BadRequest("bad escape in path")
+        );
+        assert!(matches!(
+            route("/repos/acme/packages/foo/bar"),
+            Route::NotFound(_)
+        ));
+        assert!(matches!(
+            route("/repos/acme/tarballs/foo.tar"),
+            Route::NotFound(_)
+        ));
+        assert!(matches!(
+            route("/repos/acme/../../etc/passwd"),
+            Route::NotFound(_)
+        ));
+        assert!(matches!(route("/"), Route::NotFound(_)));
+        // `..` decoded is still just a name; StorageKey refuses it later.
+        assert_eq!(
+            route("/repos/acme/packages/%2e%2e"),
+            repo(Some("acme"), Object::Package("..".into()))
+        );
+        assert_eq!(
+            route(&format!("/{}", "a".repeat(3000))),
+            Route::BadRequest("path too long")
+        );
+    }
+}

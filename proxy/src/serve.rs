@@ -1,0 +1,856 @@
+//! What the proxy serves for `/repos/<repo>/<object>`: hosted repos from the store through the
+//! hot cache; mirror repos the same, falling through to the upstream on a miss, verifying what
+//! comes back before storing and serving it, and enforcing the allowlist.
+//!
+//! Every load of one object is single-flighted (concurrent misses share one store read or one
+//! upstream request). Registry files of a mirror pass through byte for byte.
+
+use crate::cache::HotCache;
+use crate::flight::Flights;
+use crate::metrics::ProxyMetrics;
+use crate::route::Object;
+use crate::upstream::{Fetched, Upstream, UpstreamError};
+use bytes::Bytes;
+use hexyard_common::auth::Authenticator;
+use hexyard_common::config::{Config, MirrorRepoConfig, RepoConfig, glob_match};
+use hexyard_common::registry::{self, proto};
+use hexyard_common::signing::VerifyingKey;
+use hexyard_common::storage::{KeyPrefix, PutMode, StorageKey, Store, StoreError};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// Largest registry file accepted from an upstream (hex.pm's `versions` is a few MiB).
+const REGISTRY_LIMIT: u64 = 64 * 1024 * 1024;
+/// Largest docs tarball accepted from an upstream.
+const DOCS_LIMIT: u64 = 64 * 1024 * 1024;
+/// Most packages visited when computing the dependency closure of an allowlist.
+const CLOSURE_LIMIT: usize = 5_000;
+/// A closure older than this is recomputed before denying a package.
+const CLOSURE_REFRESH: Duration = Duration::from_secs(2);
+
+/// How a request was answered: the metric label and the access-log outcome.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// From memory.
+    Hit,
+    /// Loaded from the store, or filled from the upstream.
+    Miss,
+    /// A stored mirror copy confirmed (or replaced) by the upstream.
+    Revalidated,
+    /// A stored copy served because the upstream (or store) failed.
+    Stale,
+    /// Refused by the allowlist.
+    Denied,
+    /// The upstream sent something that does not verify.
+    VerifyFailed,
+    /// The upstream failed and nothing was stored.
+    UpstreamError,
+    NotFound,
+    Invalid,
+    Unauthorized,
+    Forbidden,
+    /// `/api`, passed to the publisher.
+    Forwarded,
+    /// Health endpoints and the like.
+    Ok,
+    /// The store failed.
+    StoreError,
+}
+
+impl Outcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Hit => "hit",
+            Outcome::Miss => "miss",
+            Outcome::Revalidated => "revalidated",
+            Outcome::Stale => "stale",
+            Outcome::Denied => "denied",
+            Outcome::VerifyFailed => "verify_failed",
+            Outcome::UpstreamError => "upstream_error",
+            Outcome::NotFound => "not_found",
+            Outcome::Invalid => "invalid",
+            Outcome::Unauthorized => "unauthorized",
+            Outcome::Forbidden => "forbidden",
+            Outcome::Forwarded => "forwarded",
+            Outcome::Ok => "ok",
+            Outcome::StoreError => "store_error",
+        }
+    }
+}
+
+/// A body to send.
+#[derive(Debug, Clone)]
+pub struct Loaded {
+    pub body: Bytes,
+    pub etag: String,
+    pub outcome: Outcome,
+}
+
+/// A refusal or failure, with the text clients print.
+#[derive(Debug, Clone)]
+pub struct Failure {
+    pub status: u16,
+    pub message: String,
+    pub outcome: Outcome,
+}
+
+impl Failure {
+    pub fn new(status: u16, outcome: Outcome, message: impl Into<String>) -> Self {
+        Failure {
+            status,
+            message: message.into(),
+            outcome,
+        }
+    }
+    pub fn not_found(message: impl Into<String>) -> Self {
+        Self::new(404, Outcome::NotFound, message)
+    }
+    fn store(e: &StoreError) -> Self {
+        tracing::error!(error = %e, "store failure");
+        Self::new(503, Outcome::StoreError, "storage unavailable, try again")
+    }
+}
+
+/// The answer to a repository request, with the headers that go with it.
+#[derive(Debug, Clone)]
+pub struct Served {
+    pub loaded: Loaded,
+    pub content_type: &'static str,
+    pub cache_control: &'static str,
+}
+
+/// A mirror repository's state.
+pub struct Mirror {
+    pub name: String,
+    pub cfg: MirrorRepoConfig,
+    pub key: VerifyingKey,
+    pub upstream: Upstream,
+    /// path -> (last time the upstream confirmed it, the upstream's ETag).
+    validated: Mutex<HashMap<String, (Instant, Option<String>)>>,
+    /// The dependency closure of the allowlist, and when it was computed.
+    closure: Mutex<Option<(Instant, Arc<BTreeSet<String>>)>>,
+}
+
+impl Mirror {
+    fn fresh(&self, path: &str, ttl: Duration) -> bool {
+        self.validated
+            .lock()
+            .ok()
+            .and_then(|m| m.get(path).map(|(at, _)| at.elapsed() < ttl))
+            .unwrap_or(false)
+    }
+    fn upstream_etag(&self, path: &str) -> Option<String> {
+        self.validated
+            .lock()
+            .ok()
+            .and_then(|m| m.get(path).and_then(|(_, e)| e.clone()))
+    }
+    fn mark(&self, path: &str, etag: Option<String>) {
+        if let Ok(mut m) = self.validated.lock() {
+            m.insert(path.to_owned(), (Instant::now(), etag));
+        }
+    }
+}
+
+/// A configured repository.
+pub enum Repo {
+    Hosted { public: bool },
+    Mirror(Arc<Mirror>),
+}
+
+impl Repo {
+    pub fn public(&self) -> bool {
+        match self {
+            Repo::Hosted { public } => *public,
+            Repo::Mirror(m) => m.cfg.public,
+        }
+    }
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Repo::Hosted { .. } => "hosted",
+            Repo::Mirror(_) => "mirror",
+        }
+    }
+}
+
+/// Which registry file a mirror fetch is, for verification.
+#[derive(Debug, Clone)]
+enum RegKind {
+    Names,
+    Versions,
+    Package(String),
+}
+
+/// The proxy's shared state.
+pub struct Hexyard {
+    pub store: Arc<dyn Store>,
+    pub cache: HotCache,
+    pub auth: Authenticator,
+    pub repos: BTreeMap<String, Repo>,
+    pub default_repo: Option<String>,
+    pub revalidate_ms: u64,
+    pub metrics: ProxyMetrics,
+    pub tarball_limit: u64,
+    flights: Flights<Result<Loaded, Failure>>,
+    closures: Flights<Arc<BTreeSet<String>>>,
+}
+
+impl Hexyard {
+    /// Builds the state from the config.
+    pub fn new(
+        config: &Config,
+        store: Arc<dyn Store>,
+        metrics: ProxyMetrics,
+    ) -> anyhow::Result<Self> {
+        let mut repos = BTreeMap::new();
+        for (name, r) in &config.repos {
+            let repo = match r {
+                RepoConfig::Hosted(h) => Repo::Hosted { public: h.public },
+                RepoConfig::Mirror(m) => {
+                    let pem = m.upstream.public_key.pem()?;
+                    let key = VerifyingKey::from_pem(&pem)
+                        .map_err(|e| anyhow::anyhow!("repos.{name}.upstream.public_key: {e}"))?;
+                    Repo::Mirror(Arc::new(Mirror {
+                        name: name.clone(),
+                        cfg: m.clone(),
+                        key,
+                        upstream: Upstream::new(&m.upstream)
+                            .map_err(|e| anyhow::anyhow!("repos.{name}.upstream: {e}"))?,
+                        validated: Mutex::new(HashMap::new()),
+                        closure: Mutex::new(None),
+                    }))
+                }
+            };
+            repos.insert(name.clone(), repo);
+        }
+        Ok(Hexyard {
+            store,
+            cache: HotCache::new(config.proxy.cache_bytes),
+            auth: Authenticator::from_config(config),
+            repos,
+            default_repo: config.default_repo.clone(),
+            revalidate_ms: config.proxy.revalidate_ms,
+            metrics,
+            tarball_limit: config.publisher.limits.tarball_bytes.max(16 * 1024 * 1024),
+            flights: Flights::default(),
+            closures: Flights::default(),
+        })
+    }
+
+    /// Whether the store answers.
+    pub async fn ready(&self) -> Result<(), String> {
+        let repo = self
+            .repos
+            .keys()
+            .next()
+            .cloned()
+            .unwrap_or_else(|| "hexyard".to_owned());
+        let key = StorageKey::names(&repo).map_err(|e| e.to_string())?;
+        self.store
+            .head(&key)
+            .await
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    }
+
+    /// Serves `object` of `repo` (access already checked).
+    pub async fn serve(
+        self: &Arc<Self>,
+        repo_name: &str,
+        object: &Object,
+    ) -> Result<Served, Failure> {
+        let repo = self
+            .repos
+            .get(repo_name)
+            .ok_or_else(|| Failure::not_found(format!("unknown repository {repo_name:?}")))?;
+        let key = storage_key(repo_name, object)?;
+        let content_type = key.content_type();
+        let cache_control = key.cache_control(repo.public());
+        let loaded = match repo {
+            Repo::Hosted { .. } => self.load_stored(&key, true).await?,
+            Repo::Mirror(m) => self.serve_mirror(m, object, &key).await?,
+        };
+        Ok(Served {
+            loaded,
+            content_type,
+            cache_control,
+        })
+    }
+
+    /// Reads `key` through the hot cache. With `revalidate`, a cached entry older than
+    /// `revalidate_ms` is checked against the store's ETag first.
+    async fn load_stored(
+        self: &Arc<Self>,
+        key: &StorageKey,
+        revalidate: bool,
+    ) -> Result<Loaded, Failure> {
+        let path = key.path();
+        if let Some(e) = self.cache.get(&path) {
+            if !revalidate || e.age_ms(&self.cache) < self.revalidate_ms {
+                return Ok(Loaded {
+                    body: e.body.clone(),
+                    etag: e.etag.clone(),
+                    outcome: Outcome::Hit,
+                });
+            }
+            let (me, k, p) = (self.clone(), key.clone(), path.clone());
+            return self
+                .flights
+                .run(&format!("check:{path}"), async move {
+                    match me.store.head(&k).await {
+                        Ok(Some(m)) if m.etag == e.etag => {
+                            e.touch(&me.cache);
+                            Ok(Loaded { body: e.body.clone(), etag: e.etag.clone(), outcome: Outcome::Hit })
+                        }
+                        Ok(Some(_)) => me.read_store(&k).await,
+                        Ok(None) => {
+                            me.cache.remove(&p);
+                            Err(Failure::not_found("not found"))
+                        }
+                        Err(err) => {
+                            tracing::warn!(error = %err, key = %p, "store check failed; serving the cached copy");
+                            Ok(Loaded { body: e.body.clone(), etag: e.etag.clone(), outcome: Outcome::Stale })
+                        }
+                    }
+                })
+                .await;
+        }
+        let (me, k) = (self.clone(), key.clone());
+        self.flights
+            .run(
+                &format!("load:{path}"),
+                async move { me.read_store(&k).await },
+            )
+            .await
+    }
+
+    async fn read_store(&self, key: &StorageKey) -> Result<Loaded, Failure> {
+        match self.store.get(key).await {
+            Ok(Some(obj)) => {
+                self.cache
+                    .insert(&key.path(), obj.body.clone(), obj.meta.etag.clone());
+                Ok(Loaded {
+                    body: obj.body,
+                    etag: obj.meta.etag,
+                    outcome: Outcome::Miss,
+                })
+            }
+            Ok(None) => Err(Failure::not_found("not found")),
+            Err(e) => Err(Failure::store(&e)),
+        }
+    }
+
+    /// Stored copy of a key, `None` when absent.
+    async fn stored(self: &Arc<Self>, key: &StorageKey) -> Result<Option<Loaded>, Failure> {
+        match self.load_stored(key, true).await {
+            Ok(l) => Ok(Some(l)),
+            Err(f) if f.outcome == Outcome::NotFound => Ok(None),
+            Err(f) => Err(f),
+        }
+    }
+
+    async fn serve_mirror(
+        self: &Arc<Self>,
+        m: &Arc<Mirror>,
+        object: &Object,
+        key: &StorageKey,
+    ) -> Result<Loaded, Failure> {
+        if let Some(name) = object.package() {
+            self.check_allowed(m, name).await?;
+        }
+        let index_ttl = Duration::from_secs(m.cfg.index_ttl_secs);
+        match object {
+            Object::Names => {
+                self.mirror_registry(m, key.clone(), "names".into(), RegKind::Names, index_ttl)
+                    .await
+            }
+            Object::Versions => {
+                self.mirror_registry(
+                    m,
+                    key.clone(),
+                    "versions".into(),
+                    RegKind::Versions,
+                    index_ttl,
+                )
+                .await
+            }
+            Object::Package(name) => {
+                let ttl = Duration::from_secs(m.cfg.package_ttl_secs);
+                self.mirror_registry(
+                    m,
+                    key.clone(),
+                    format!("packages/{name}"),
+                    RegKind::Package(name.clone()),
+                    ttl,
+                )
+                .await
+            }
+            Object::Tarball { name, version } => self.mirror_tarball(m, key, name, version).await,
+            Object::Docs { name, version } => self.mirror_docs(m, key, name, version).await,
+            Object::PublicKey => {
+                let pem = m.key.to_spki_pem();
+                let etag = format!("\"{}\"", &hex::encode(sha256(pem.as_bytes()))[..32]);
+                Ok(Loaded {
+                    body: Bytes::from(pem),
+                    etag,
+                    outcome: Outcome::Hit,
+                })
+            }
+        }
+    }
+
+    /// A registry file of a mirror: the stored copy while fresh, else the upstream's (verified).
+    async fn mirror_registry(
+        self: &Arc<Self>,
+        m: &Arc<Mirror>,
+        key: StorageKey,
+        rel: String,
+        kind: RegKind,
+        ttl: Duration,
+    ) -> Result<Loaded, Failure> {
+        let path = key.path();
+        let stored = self.stored(&key).await?;
+        match &stored {
+            Some(s) if m.cfg.offline || m.fresh(&path, ttl) => return Ok(s.clone()),
+            None if m.cfg.offline => {
+                return Err(Failure::not_found(format!(
+                    "{rel} is not in the offline mirror {:?}",
+                    m.name
+                )));
+            }
+            _ => {}
+        }
+        let (me, m2) = (self.clone(), m.clone());
+        self.flights
+            .run(&format!("upstream:{path}"), async move {
+                me.refresh_registry(&m2, key, rel, kind, stored).await
+            })
+            .await
+    }
+
+    async fn refresh_registry(
+        &self,
+        m: &Mirror,
+        key: StorageKey,
+        rel: String,
+        kind: RegKind,
+        stored: Option<Loaded>,
+    ) -> Result<Loaded, Failure> {
+        let path = key.path();
+        let inm = stored.as_ref().and_then(|_| m.upstream_etag(&path));
+        let start = Instant::now();
+        let fetched = m.upstream.get(&rel, inm.as_deref(), REGISTRY_LIMIT).await;
+        self.metrics
+            .upstream(start.elapsed(), fetched.as_ref().err());
+        let stale = |s: Loaded, why: &str| {
+            tracing::warn!(mirror = %m.name, object = %rel, reason = why, "serving the stored copy");
+            self.metrics.stale.inc();
+            Ok(Loaded {
+                outcome: Outcome::Stale,
+                ..s
+            })
+        };
+        match fetched {
+            Ok(Fetched::NotModified) => match stored {
+                Some(s) => {
+                    m.mark(&path, inm);
+                    Ok(Loaded {
+                        outcome: Outcome::Revalidated,
+                        ..s
+                    })
+                }
+                None => Err(Failure::new(
+                    502,
+                    Outcome::UpstreamError,
+                    "upstream answered 304 to an unconditional request",
+                )),
+            },
+            Ok(Fetched::Ok { body, etag }) => {
+                if let Err(why) = verify_registry(m, &kind, &body) {
+                    self.metrics.verify_failed.inc();
+                    tracing::error!(mirror = %m.name, object = %rel, error = %why, "upstream registry file does not verify");
+                    return match stored {
+                        Some(s) => stale(s, "verification failed"),
+                        None => Err(Failure::new(
+                            502,
+                            Outcome::VerifyFailed,
+                            format!(
+                                "{rel} from the upstream of {:?} failed verification: {why}",
+                                m.name
+                            ),
+                        )),
+                    };
+                }
+                let outcome = if stored.is_some() {
+                    Outcome::Revalidated
+                } else {
+                    Outcome::Miss
+                };
+                if let Some(s) = stored.filter(|s| s.body == body) {
+                    m.mark(&path, etag);
+                    return Ok(Loaded { outcome, ..s });
+                }
+                let meta = self
+                    .store
+                    .put(&key, body.clone(), PutMode::Overwrite)
+                    .await
+                    .map_err(|e| Failure::store(&e))?;
+                self.cache.insert(&path, body.clone(), meta.etag.clone());
+                m.mark(&path, etag);
+                Ok(Loaded {
+                    body,
+                    etag: meta.etag,
+                    outcome,
+                })
+            }
+            Ok(Fetched::NotFound) => match stored {
+                Some(s) => stale(s, "gone upstream"),
+                None => Err(Failure::not_found(format!(
+                    "{rel} does not exist upstream of {:?}",
+                    m.name
+                ))),
+            },
+            Err(e) => match stored {
+                Some(s) => stale(s, "upstream failed"),
+                None => Err(upstream_failure(m, &rel, &e)),
+            },
+        }
+    }
+
+    /// The verified package file of a mirror (`force`: revalidate with the upstream now).
+    async fn mirror_package(
+        self: &Arc<Self>,
+        m: &Arc<Mirror>,
+        name: &str,
+        force: bool,
+    ) -> Result<proto::Package, Failure> {
+        let key = StorageKey::package(&m.name, name)
+            .map_err(|_| Failure::not_found("no such package"))?;
+        let ttl = if force {
+            Duration::ZERO
+        } else {
+            Duration::from_secs(m.cfg.package_ttl_secs)
+        };
+        let loaded = self
+            .mirror_registry(
+                m,
+                key,
+                format!("packages/{name}"),
+                RegKind::Package(name.to_owned()),
+                ttl,
+            )
+            .await?;
+        registry::decode_package(&loaded.body, &m.key, &m.cfg.upstream.name, name).map_err(|e| {
+            Failure::new(
+                502,
+                Outcome::VerifyFailed,
+                format!("stored package file of {name} does not verify: {e}"),
+            )
+        })
+    }
+
+    async fn mirror_tarball(
+        self: &Arc<Self>,
+        m: &Arc<Mirror>,
+        key: &StorageKey,
+        name: &str,
+        version: &str,
+    ) -> Result<Loaded, Failure> {
+        if let Some(l) = self.stored_immutable(key).await? {
+            return Ok(l);
+        }
+        if m.cfg.offline {
+            return Err(Failure::not_found(format!(
+                "{name}-{version}.tar is not in the offline mirror {:?}",
+                m.name
+            )));
+        }
+        let (me, m2, k) = (self.clone(), m.clone(), key.clone());
+        let (name, version) = (name.to_owned(), version.to_owned());
+        self.flights
+            .run(&format!("upstream:{}", key.path()), async move {
+                me.fill_tarball(&m2, &k, &name, &version).await
+            })
+            .await
+    }
+
+    /// An immutable object from memory or the store, `None` when absent.
+    async fn stored_immutable(
+        self: &Arc<Self>,
+        key: &StorageKey,
+    ) -> Result<Option<Loaded>, Failure> {
+        match self.load_stored(key, false).await {
+            Ok(l) => Ok(Some(l)),
+            Err(f) if f.outcome == Outcome::NotFound => Ok(None),
+            Err(f) => Err(f),
+        }
+    }
+
+    async fn fill_tarball(
+        self: &Arc<Self>,
+        m: &Arc<Mirror>,
+        key: &StorageKey,
+        name: &str,
+        version: &str,
+    ) -> Result<Loaded, Failure> {
+        let mut pkg = self.mirror_package(m, name, false).await?;
+        if !pkg.releases.iter().any(|r| r.version == version) {
+            // A release newer than the stored package file: ask the upstream now.
+            pkg = self.mirror_package(m, name, true).await?;
+        }
+        let release = pkg
+            .releases
+            .iter()
+            .find(|r| r.version == version)
+            .ok_or_else(|| Failure::not_found(format!("{name} has no release {version}")))?;
+        let expected = release.outer_checksum.clone().ok_or_else(|| {
+            Failure::new(
+                502,
+                Outcome::VerifyFailed,
+                format!("{name} {version} has no outer checksum"),
+            )
+        })?;
+        let rel = format!("tarballs/{name}-{version}.tar");
+        let start = Instant::now();
+        let fetched = m.upstream.get(&rel, None, self.tarball_limit).await;
+        self.metrics
+            .upstream(start.elapsed(), fetched.as_ref().err());
+        let body = match fetched {
+            Ok(Fetched::Ok { body, .. }) => body,
+            Ok(Fetched::NotFound) => {
+                return Err(Failure::not_found(format!("{rel} does not exist upstream")));
+            }
+            Ok(Fetched::NotModified) => {
+                return Err(Failure::new(
+                    502,
+                    Outcome::UpstreamError,
+                    "upstream answered 304 to an unconditional request",
+                ));
+            }
+            Err(e) => return Err(upstream_failure(m, &rel, &e)),
+        };
+        if sha256(&body).as_slice() != expected.as_slice() {
+            self.metrics.verify_failed.inc();
+            tracing::error!(mirror = %m.name, object = %rel, "upstream tarball does not match the signed outer checksum");
+            return Err(Failure::new(
+                502,
+                Outcome::VerifyFailed,
+                format!(
+                    "{rel} from the upstream failed verification: its SHA-256 is not the outer checksum of the signed package file"
+                ),
+            ));
+        }
+        let etag = match self.store.put(key, body.clone(), PutMode::CreateOnly).await {
+            Ok(meta) => meta.etag,
+            Err(StoreError::AlreadyExists) => match self.store.head(key).await {
+                Ok(Some(meta)) => meta.etag,
+                _ => format!("\"{}\"", hex::encode(&expected[..16.min(expected.len())])),
+            },
+            Err(e) => return Err(Failure::store(&e)),
+        };
+        self.cache.insert(&key.path(), body.clone(), etag.clone());
+        Ok(Loaded {
+            body,
+            etag,
+            outcome: Outcome::Miss,
+        })
+    }
+
+    async fn mirror_docs(
+        self: &Arc<Self>,
+        m: &Arc<Mirror>,
+        key: &StorageKey,
+        name: &str,
+        version: &str,
+    ) -> Result<Loaded, Failure> {
+        if let Some(l) = self.stored_immutable(key).await? {
+            return Ok(l);
+        }
+        if m.cfg.offline {
+            return Err(Failure::not_found(format!(
+                "docs of {name} {version} are not in the offline mirror"
+            )));
+        }
+        let (me, m2, k) = (self.clone(), m.clone(), key.clone());
+        let rel = format!("docs/{name}-{version}.tar.gz");
+        self.flights
+            .run(&format!("upstream:{}", key.path()), async move {
+                let start = Instant::now();
+                let fetched = m2.upstream.get(&rel, None, DOCS_LIMIT).await;
+                me.metrics.upstream(start.elapsed(), fetched.as_ref().err());
+                match fetched {
+                    Ok(Fetched::Ok { body, .. }) => {
+                        let meta = me
+                            .store
+                            .put(&k, body.clone(), PutMode::Overwrite)
+                            .await
+                            .map_err(|e| Failure::store(&e))?;
+                        me.cache.insert(&k.path(), body.clone(), meta.etag.clone());
+                        Ok(Loaded {
+                            body,
+                            etag: meta.etag,
+                            outcome: Outcome::Miss,
+                        })
+                    }
+                    Ok(_) => Err(Failure::not_found(format!("{rel} does not exist upstream"))),
+                    Err(e) => Err(upstream_failure(&m2, &rel, &e)),
+                }
+            })
+            .await
+    }
+
+    /// `deny` wins; then `allow` (absent = everything); then, with `follow_deps`, the
+    /// dependencies (optional ones included: rebar3 fetches them) of every release of the allowed
+    /// packages, transitively, read from their signed package files.
+    async fn check_allowed(self: &Arc<Self>, m: &Arc<Mirror>, name: &str) -> Result<(), Failure> {
+        if let Some(rule) = m.cfg.deny.iter().find(|p| glob_match(p, name)) {
+            self.metrics.denied.inc();
+            return Err(Failure::new(
+                403,
+                Outcome::Denied,
+                format!(
+                    "package {name:?} is denied by rule {rule:?} of mirror {:?}",
+                    m.name
+                ),
+            ));
+        }
+        let Some(allow) = &m.cfg.allow else {
+            return Ok(());
+        };
+        if allow.iter().any(|p| glob_match(p, name)) {
+            return Ok(());
+        }
+        if m.cfg.follow_deps {
+            let cached = m.closure.lock().ok().and_then(|c| c.clone());
+            if let Some((_, set)) = &cached
+                && set.contains(name)
+            {
+                return Ok(());
+            }
+            let stale = cached
+                .as_ref()
+                .is_none_or(|(at, _)| at.elapsed() > CLOSURE_REFRESH);
+            if stale {
+                let (me, m2) = (self.clone(), m.clone());
+                let set = self
+                    .closures
+                    .run(&m.name, async move { me.compute_closure(&m2).await })
+                    .await;
+                if set.contains(name) {
+                    return Ok(());
+                }
+            }
+        }
+        self.metrics.denied.inc();
+        Err(Failure::new(
+            403,
+            Outcome::Denied,
+            format!(
+                "package {name:?} is not allowed by mirror {:?} (allow: {}{})",
+                m.name,
+                allow.join(", "),
+                if m.cfg.follow_deps {
+                    ", and their dependencies"
+                } else {
+                    ""
+                }
+            ),
+        ))
+    }
+
+    async fn compute_closure(self: &Arc<Self>, m: &Arc<Mirror>) -> Arc<BTreeSet<String>> {
+        let allow = m.cfg.allow.clone().unwrap_or_default();
+        let mut roots: Vec<String> = allow
+            .iter()
+            .filter(|p| !p.contains(['*', '?']))
+            .cloned()
+            .collect();
+        if allow.iter().any(|p| p.contains(['*', '?']))
+            && let Ok(prefix) = KeyPrefix::packages(&m.name)
+            && let Ok(list) = self.store.list(&prefix).await
+        {
+            for e in list {
+                if let StorageKey::Package { name, .. } = &e.key
+                    && allow.iter().any(|p| glob_match(p, name))
+                {
+                    roots.push(name.to_string());
+                }
+            }
+        }
+        let mut seen: BTreeSet<String> = BTreeSet::new();
+        let mut queue: VecDeque<String> = roots.into_iter().collect();
+        while let Some(name) = queue.pop_front() {
+            if seen.len() >= CLOSURE_LIMIT || !seen.insert(name.clone()) {
+                continue;
+            }
+            if m.cfg.deny.iter().any(|p| glob_match(p, &name)) {
+                continue;
+            }
+            let Ok(pkg) = self.mirror_package(m, &name, false).await else {
+                continue;
+            };
+            for r in &pkg.releases {
+                for d in &r.dependencies {
+                    let same_repo = d
+                        .repository
+                        .as_deref()
+                        .is_none_or(|x| x == m.cfg.upstream.name);
+                    if same_repo && !seen.contains(&d.package) {
+                        queue.push_back(d.package.clone());
+                    }
+                }
+            }
+        }
+        let set = Arc::new(seen);
+        if let Ok(mut c) = m.closure.lock() {
+            *c = Some((Instant::now(), set.clone()));
+        }
+        set
+    }
+
+    /// Forgets what is cached of a repository (after a write through the API).
+    pub fn invalidate_repo(&self, repo: &str) {
+        self.cache.remove_prefix(&format!("repos/{repo}/"));
+    }
+}
+
+fn storage_key(repo: &str, object: &Object) -> Result<StorageKey, Failure> {
+    let bad = |_| Failure::new(404, Outcome::Invalid, "not found: invalid name or version");
+    match object {
+        Object::Names => StorageKey::names(repo),
+        Object::Versions => StorageKey::versions(repo),
+        Object::Package(n) => StorageKey::package(repo, n),
+        Object::Tarball { name, version } => StorageKey::tarball(repo, name, version),
+        Object::Docs { name, version } => StorageKey::docs(repo, name, version),
+        Object::PublicKey => StorageKey::public_key(repo),
+    }
+    .map_err(bad)
+}
+
+fn verify_registry(m: &Mirror, kind: &RegKind, body: &[u8]) -> Result<(), String> {
+    let repo = &m.cfg.upstream.name;
+    let r = match kind {
+        RegKind::Names => registry::decode_names(body, &m.key, repo).map(|_| ()),
+        RegKind::Versions => registry::decode_versions(body, &m.key, repo).map(|_| ()),
+        RegKind::Package(name) => registry::decode_package(body, &m.key, repo, name).map(|_| ()),
+    };
+    r.map_err(|e| e.to_string())
+}
+
+fn upstream_failure(m: &Mirror, rel: &str, e: &UpstreamError) -> Failure {
+    Failure::new(
+        e.status(),
+        Outcome::UpstreamError,
+        format!(
+            "{rel} could not be fetched from the upstream of {:?} and no copy is stored: {e}",
+            m.name
+        ),
+    )
+}
+
+fn sha256(b: &[u8]) -> Vec<u8> {
+    aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, b)
+        .as_ref()
+        .to_vec()
+}

@@ -1,0 +1,407 @@
+//! `HexProxy`: the pingora `ProxyHttp` implementation. Thin: each phase delegates. Repository
+//! files and health checks are answered in `request_filter` (returning `true`, nothing goes
+//! upstream); `/api/...` goes to the publisher peer with the body streamed and
+//! `Expect: 100-continue` passed through; `logging` writes the access line and the metrics.
+
+use crate::route::{self, Route};
+use crate::serve::{Failure, Hexyard, Outcome, Served};
+use async_trait::async_trait;
+use bytes::Bytes;
+use hexyard_common::auth::Access;
+use hexyard_common::etf::{self, Term};
+use pingora::http::ResponseHeader;
+use pingora::prelude::*;
+use pingora::proxy::{FailToProxy, ProxyHttp, Session};
+use std::sync::Arc;
+use std::time::Instant;
+
+/// Per-request state.
+pub struct Ctx {
+    start: Instant,
+    route: &'static str,
+    repo: Option<String>,
+    repo_kind: &'static str,
+    package: Option<String>,
+    outcome: Outcome,
+    status: u16,
+    bytes: usize,
+    /// A write through the API to this repo: invalidate its cache on success.
+    api_write: Option<String>,
+}
+
+/// The proxy.
+pub struct HexProxy {
+    pub y: Arc<Hexyard>,
+    /// `host:port` of the publisher.
+    pub publisher: String,
+}
+
+fn text(status: u16, msg: &str) -> (u16, Bytes) {
+    (status, Bytes::from(format!("{msg}\n")))
+}
+
+async fn respond(
+    session: &mut Session,
+    status: u16,
+    headers: &[(&'static str, String)],
+    body: Bytes,
+    ctx: &mut Ctx,
+) -> Result<bool> {
+    let head_only = session.req_header().method == http::Method::HEAD;
+    let mut resp = ResponseHeader::build(status, Some(headers.len() + 2))?;
+    for (k, v) in headers {
+        resp.insert_header(*k, v.as_str())?;
+    }
+    resp.insert_header("content-length", body.len().to_string())?;
+    let no_body = head_only || status == 304 || body.is_empty();
+    session
+        .write_response_header(Box::new(resp), no_body)
+        .await?;
+    if !no_body {
+        ctx.bytes = body.len();
+        session.write_response_body(Some(body), true).await?;
+    }
+    ctx.status = status;
+    Ok(true)
+}
+
+async fn respond_text(
+    session: &mut Session,
+    status: u16,
+    msg: &str,
+    ctx: &mut Ctx,
+) -> Result<bool> {
+    let (s, b) = text(status, msg);
+    let mut h = vec![("content-type", "text/plain; charset=utf-8".to_owned())];
+    if status == 401 {
+        h.push(("www-authenticate", "Basic realm=\"hexyard\"".to_owned()));
+    }
+    if status == 405 {
+        h.push(("allow", "GET, HEAD".to_owned()));
+    }
+    respond(session, s, &h, b, ctx).await
+}
+
+/// Whether `If-None-Match` names `etag` (an empty header counts as absent, as rebar3 sends one).
+fn not_modified(session: &Session, etag: &str) -> bool {
+    let Some(v) = session
+        .req_header()
+        .headers
+        .get(http::header::IF_NONE_MATCH)
+    else {
+        return false;
+    };
+    let Ok(v) = v.to_str() else { return false };
+    let v = v.trim();
+    if v.is_empty() || v == "\"\"" {
+        return false;
+    }
+    v == "*"
+        || v.split(',')
+            .any(|t| t.trim().trim_start_matches("W/") == etag)
+}
+
+impl HexProxy {
+    /// The repository a `/api` path targets (for cache invalidation after writes).
+    fn api_repo(&self, path: &str) -> Option<String> {
+        let mut segs = path.split('/').filter(|s| !s.is_empty());
+        segs.next(); // api
+        match (segs.next(), segs.next()) {
+            (Some("repos"), Some(r)) => Some(r.to_owned()),
+            _ => self.y.default_repo.clone(),
+        }
+    }
+
+    async fn repo_request(
+        &self,
+        session: &mut Session,
+        ctx: &mut Ctx,
+        repo: Option<String>,
+        object: route::Object,
+    ) -> Result<bool> {
+        let method = &session.req_header().method;
+        if method != http::Method::GET && method != http::Method::HEAD {
+            ctx.outcome = Outcome::Invalid;
+            return respond_text(
+                session,
+                405,
+                "method not allowed: repository files are read-only",
+                ctx,
+            )
+            .await;
+        }
+        ctx.package = object.package().map(str::to_owned);
+        let Some(repo) = repo.or_else(|| self.y.default_repo.clone()) else {
+            ctx.outcome = Outcome::NotFound;
+            return respond_text(
+                session,
+                404,
+                "not found: no repository in the path and no default_repo",
+                ctx,
+            )
+            .await;
+        };
+        ctx.repo = Some(repo.clone());
+        let Some(r) = self.y.repos.get(&repo) else {
+            ctx.outcome = Outcome::NotFound;
+            return respond_text(session, 404, &format!("unknown repository {repo:?}"), ctx).await;
+        };
+        ctx.repo_kind = r.kind();
+        if !r.public() {
+            let header = session
+                .req_header()
+                .headers
+                .get(http::header::AUTHORIZATION)
+                .map(|v| v.as_bytes());
+            match self.y.auth.authenticate(header) {
+                Err(_) => {
+                    ctx.outcome = Outcome::Unauthorized;
+                    return respond_text(
+                        session,
+                        401,
+                        &format!("invalid API key for private repository {repo:?}"),
+                        ctx,
+                    )
+                    .await;
+                }
+                Ok(None) => {
+                    ctx.outcome = Outcome::Unauthorized;
+                    return respond_text(
+                        session,
+                        401,
+                        &format!("repository {repo:?} is private: send a key with read access"),
+                        ctx,
+                    )
+                    .await;
+                }
+                Ok(Some(p)) if !p.allows(&repo, Access::Read) => {
+                    ctx.outcome = Outcome::Forbidden;
+                    return respond_text(
+                        session,
+                        403,
+                        &format!("key {:?} has no read access to repository {repo:?}", p.name),
+                        ctx,
+                    )
+                    .await;
+                }
+                Ok(Some(_)) => {}
+            }
+        }
+        match self.y.serve(&repo, &object).await {
+            Ok(Served {
+                loaded,
+                content_type,
+                cache_control,
+            }) => {
+                ctx.outcome = loaded.outcome;
+                let headers = [
+                    ("content-type", content_type.to_owned()),
+                    ("cache-control", cache_control.to_owned()),
+                    ("etag", loaded.etag.clone()),
+                ];
+                if not_modified(session, &loaded.etag) {
+                    return respond(session, 304, &headers, Bytes::new(), ctx).await;
+                }
+                respond(session, 200, &headers, loaded.body, ctx).await
+            }
+            Err(Failure {
+                status,
+                message,
+                outcome,
+            }) => {
+                ctx.outcome = outcome;
+                respond_text(session, status, &message, ctx).await
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl ProxyHttp for HexProxy {
+    type CTX = Ctx;
+
+    fn new_ctx(&self) -> Ctx {
+        Ctx {
+            start: Instant::now(),
+            route: "invalid",
+            repo: None,
+            repo_kind: "none",
+            package: None,
+            outcome: Outcome::Ok,
+            status: 0,
+            bytes: 0,
+            api_write: None,
+        }
+    }
+
+    async fn request_filter(&self, session: &mut Session, ctx: &mut Ctx) -> Result<bool> {
+        let path = session.req_header().uri.path().to_owned();
+        let r = route::route(&path);
+        ctx.route = r.class();
+        match r {
+            Route::Api => {
+                ctx.outcome = Outcome::Forwarded;
+                let m = &session.req_header().method;
+                if m != http::Method::GET && m != http::Method::HEAD {
+                    ctx.api_write = self.api_repo(&path);
+                }
+                Ok(false)
+            }
+            Route::Healthz => respond_text(session, 200, "ok", ctx).await,
+            Route::Readyz => match self.y.ready().await {
+                Ok(()) => respond_text(session, 200, "ready", ctx).await,
+                Err(e) => {
+                    ctx.outcome = Outcome::StoreError;
+                    respond_text(
+                        session,
+                        503,
+                        &format!("not ready: store unreachable: {e}"),
+                        ctx,
+                    )
+                    .await
+                }
+            },
+            Route::NotFound(m) => {
+                ctx.outcome = Outcome::NotFound;
+                respond_text(session, 404, m, ctx).await
+            }
+            Route::BadRequest(m) => {
+                ctx.outcome = Outcome::Invalid;
+                respond_text(session, 400, &format!("bad request: {m}"), ctx).await
+            }
+            Route::Repo { repo, object } => self.repo_request(session, ctx, repo, object).await,
+        }
+    }
+
+    async fn upstream_peer(&self, _session: &mut Session, _ctx: &mut Ctx) -> Result<Box<HttpPeer>> {
+        Ok(Box::new(HttpPeer::new(
+            self.publisher.as_str(),
+            false,
+            String::new(),
+        )))
+    }
+
+    async fn upstream_request_filter(
+        &self,
+        session: &mut Session,
+        upstream_request: &mut RequestHeader,
+        _ctx: &mut Ctx,
+    ) -> Result<()> {
+        if let Some(addr) = session.client_addr().and_then(|a| a.as_inet()) {
+            let ip = addr.ip().to_string();
+            let forwarded = match upstream_request
+                .headers
+                .get("x-forwarded-for")
+                .and_then(|v| v.to_str().ok())
+            {
+                Some(prev) => format!("{prev}, {ip}"),
+                None => ip,
+            };
+            upstream_request.insert_header("x-forwarded-for", forwarded)?;
+        }
+        Ok(())
+    }
+
+    async fn response_filter(
+        &self,
+        _session: &mut Session,
+        upstream_response: &mut ResponseHeader,
+        ctx: &mut Ctx,
+    ) -> Result<()> {
+        let status = upstream_response.status.as_u16();
+        if status >= 200 {
+            ctx.status = status;
+        }
+        if (200..300).contains(&status)
+            && let Some(repo) = &ctx.api_write
+        {
+            // Read-your-writes: the publisher changed this repo's files.
+            self.y.invalidate_repo(repo);
+        }
+        Ok(())
+    }
+
+    fn response_body_filter(
+        &self,
+        _session: &mut Session,
+        body: &mut Option<Bytes>,
+        _end_of_stream: bool,
+        ctx: &mut Ctx,
+    ) -> Result<Option<std::time::Duration>> {
+        if ctx.outcome == Outcome::Forwarded
+            && let Some(b) = body
+        {
+            ctx.bytes += b.len();
+        }
+        Ok(None)
+    }
+
+    async fn fail_to_proxy(&self, session: &mut Session, e: &Error, ctx: &mut Ctx) -> FailToProxy {
+        let code = match e.etype() {
+            ErrorType::HTTPStatus(c) => *c,
+            _ => match e.esource() {
+                ErrorSource::Upstream => 502,
+                ErrorSource::Downstream => match e.etype() {
+                    ErrorType::WriteError | ErrorType::ReadError | ErrorType::ConnectionClosed => 0,
+                    _ => 400,
+                },
+                _ => 500,
+            },
+        };
+        ctx.status = code;
+        if code > 0 {
+            let term = Term::map([
+                ("status", Term::Int(i64::from(code))),
+                (
+                    "message",
+                    Term::bin("the hexyard publisher is not reachable; try again"),
+                ),
+            ]);
+            let body = Bytes::from(etf::encode(&term));
+            if let Ok(mut resp) = ResponseHeader::build(code, Some(2)) {
+                let _ = resp.insert_header("content-type", "application/vnd.hex+erlang");
+                let _ = resp.insert_header("content-length", body.len().to_string());
+                if session
+                    .write_response_header(Box::new(resp), false)
+                    .await
+                    .is_ok()
+                {
+                    let _ = session.write_response_body(Some(body), true).await;
+                }
+            }
+        }
+        FailToProxy {
+            error_code: code,
+            can_reuse_downstream: false,
+        }
+    }
+
+    async fn logging(&self, session: &mut Session, e: Option<&Error>, ctx: &mut Ctx) {
+        let status = session
+            .response_written()
+            .map_or(ctx.status, |r| r.status.as_u16());
+        let elapsed = ctx.start.elapsed();
+        self.y.metrics.request(
+            ctx.repo_kind,
+            ctx.route,
+            ctx.outcome.as_str(),
+            ctx.bytes,
+            elapsed,
+        );
+        let req = session.req_header();
+        tracing::info!(
+            target: "hexyard::access",
+            method = %req.method,
+            path = %req.uri.path(),
+            repo = ctx.repo.as_deref().unwrap_or("-"),
+            package = ctx.package.as_deref().unwrap_or("-"),
+            route = ctx.route,
+            outcome = ctx.outcome.as_str(),
+            status,
+            bytes = ctx.bytes,
+            latency_ms = elapsed.as_secs_f64() * 1000.0,
+            error = e.map(|e| e.to_string()).unwrap_or_default(),
+            "request"
+        );
+    }
+}
