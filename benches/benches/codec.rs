@@ -37,8 +37,12 @@ fn bench(c: &mut Criterion) {
     );
     let mut g = c.benchmark_group("versions_10k");
     g.sample_size(30);
-    g.bench_function("protobuf_encode", |b| b.iter(|| black_box(&v).encode_to_vec()));
-    g.bench_function("sign_payload", |b| b.iter(|| key.sign(black_box(&payload)).expect("sign")));
+    g.bench_function("protobuf_encode", |b| {
+        b.iter(|| black_box(&v).encode_to_vec())
+    });
+    g.bench_function("sign_payload", |b| {
+        b.iter(|| key.sign(black_box(&payload)).expect("sign"))
+    });
     g.bench_function("encode_sign_gzip", |b| {
         b.iter(|| registry::encode_signed(black_box(&v), &key).expect("sign"))
     });
