@@ -1,4 +1,5 @@
 //! Integration tests: the real processes on loopback ports.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod proxy_hosted;
 mod publish;

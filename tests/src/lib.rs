@@ -5,6 +5,7 @@
 //! (`.ci/test` builds them first), or from `HEXYARD_BIN_DIR`.
 
 pub mod http;
+pub mod upstream;
 
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -233,6 +234,11 @@ repos:
         )
     }
 
+    /// Starts a proxy process (it forwards `/api` to the publisher at `publisher_addr`).
+    pub fn start_proxy(&self) -> Process {
+        Process::start("hexyard-proxy", &self.config_path, self.proxy_addr, &[])
+    }
+
     /// Starts another publisher on the same store, on its own port.
     pub fn start_second_publisher(&self) -> Process {
         let port = free_port();
@@ -327,4 +333,32 @@ impl Drop for Process {
     fn drop(&mut self) {
         self.kill();
     }
+}
+
+/// The YAML of a mirror repo named `name` in front of `upstream` (indented for `repos:`).
+/// `upstream_name` is the repository name the upstream signs (`fixture_repo` or `hexpm`);
+/// `extra` is more keys for the repo, one per line, without indentation.
+pub fn mirror_yaml(
+    name: &str,
+    upstream: &upstream::FakeUpstream,
+    upstream_name: &str,
+    extra: &[&str],
+) -> String {
+    let key = fixtures().join("keys/public_key.pem");
+    let mut s = format!(
+        "  {name}:\n    kind: mirror\n    upstream: {{url: \"{}\", name: {upstream_name}, public_key: \"{}\", timeout_ms: 2000, connect_timeout_ms: 1000, retries: 1, proxy: none}}\n",
+        upstream.url(),
+        key.display()
+    );
+    for line in extra {
+        s.push_str(&format!("    {line}\n"));
+    }
+    s
+}
+
+/// A GET through `addr`.
+pub fn get(addr: SocketAddr, path: &str) -> http::Response {
+    http::Request::new("GET", path)
+        .send(addr)
+        .unwrap_or_else(|e| panic!("GET {path}: {e}"))
 }
