@@ -2,4 +2,5 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod proxy_hosted;
+mod proxy_mirror;
 mod publish;
