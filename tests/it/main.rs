@@ -4,3 +4,4 @@
 mod proxy_hosted;
 mod proxy_mirror;
 mod publish;
+mod rebar3;

@@ -1,0 +1,179 @@
+//! The real rebar3 (Debian's) fetching and compiling through hexyard: from a hosted repo, and
+//! from a mirror through `HEX_CDN` (protocol doc §8.2, §9).
+
+use hexyard_tests::http::Request;
+use hexyard_tests::upstream::FakeUpstream;
+use hexyard_tests::*;
+use std::path::Path;
+use std::process::Command;
+
+fn rebar3_available() -> bool {
+    Command::new("rebar3")
+        .arg("version")
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+/// A project depending on fx_erl (which depends on fx_core), with `hex_config` as its
+/// `{hex, ...}` entry. Returns the project dir.
+fn project(dir: &Path, hex_config: &str) -> std::path::PathBuf {
+    let p = dir.join("app");
+    std::fs::create_dir_all(p.join("src")).unwrap();
+    std::fs::write(
+        p.join("rebar.config"),
+        format!("{{deps, [fx_erl]}}.\n{hex_config}\n"),
+    )
+    .unwrap();
+    std::fs::write(
+        p.join("src/myapp.app.src"),
+        "{application, myapp, [{vsn, \"0.1.0\"}, {applications, [kernel, stdlib, fx_erl]}]}.\n",
+    )
+    .unwrap();
+    std::fs::write(
+        p.join("src/myapp.erl"),
+        "-module(myapp).\n-export([hi/0]).\nhi() -> fx_erl:hello().\n",
+    )
+    .unwrap();
+    p
+}
+
+fn rebar3(project: &Path, home: &Path, envs: &[(&str, String)], args: &[&str]) -> (bool, String) {
+    let mut cmd = Command::new("rebar3");
+    cmd.args(args)
+        .current_dir(project)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("HOME", home)
+        .env("REBAR_CACHE_DIR", home.join("cache"))
+        .env("REBAR_GLOBAL_CONFIG_DIR", home.join("global"))
+        .env("QUIET", "");
+    for (k, v) in envs {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().unwrap();
+    let mut text = String::from_utf8_lossy(&out.stdout).into_owned();
+    text.push_str(&String::from_utf8_lossy(&out.stderr));
+    (out.status.success(), text)
+}
+
+fn erl_binary(s: &str) -> String {
+    format!("<<\"{}\">>", s.replace('\\', "\\\\").replace('"', "\\\""))
+}
+
+/// Runs `fx_erl:hello()` from the compiled project.
+fn run_hello(project: &Path) -> String {
+    let out = Command::new("erl")
+        .current_dir(project)
+        .args(["-noshell", "-pa"])
+        .args(
+            std::fs::read_dir(project.join("_build/default/lib"))
+                .unwrap()
+                .flatten()
+                .map(|e| e.path().join("ebin")),
+        )
+        .args(["-eval", "io:format(\"~s\", [fx_erl:hello()]), halt()."])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn rebar3_fetches_and_compiles_from_a_hosted_repo() {
+    assert!(
+        rebar3_available(),
+        "rebar3 is not installed (.ci/setup installs it)"
+    );
+    let env = TestEnv::new(EnvOptions::default());
+    let _publisher = env.start_publisher();
+    let proxy = env.start_proxy();
+    for file in ["fx_core-0.1.0", "fx_core-0.2.0", "fx_erl-0.1.0"] {
+        let name = file.split('-').next().unwrap();
+        let r = Request::new(
+            "POST",
+            &format!("/api/packages/{name}/releases?replace=false"),
+        )
+        .hex_api(Some(WRITE_KEY))
+        .upload(fixture(&format!("publish/{file}.tar")))
+        .send(proxy.addr)
+        .unwrap();
+        assert_eq!(r.status, 201, "{file}");
+    }
+    let pem = String::from_utf8(env.object(REPO, "public_key").unwrap()).unwrap();
+    let hex = format!(
+        "{{hex, [{{repos, replace, [#{{name => {}, repo_url => {}, repo_public_key => {}}}]}}]}}.",
+        erl_binary(REPO),
+        erl_binary(&format!("http://{}/repos/{REPO}", proxy.addr)),
+        erl_binary(&pem)
+    );
+    let home = env.dir.path().join("home");
+    let p = project(env.dir.path(), &hex);
+    let (ok, out) = rebar3(&p, &home, &[], &["get-deps"]);
+    assert!(ok, "rebar3 get-deps failed:\n{out}");
+    let (ok, out) = rebar3(&p, &home, &[], &["compile"]);
+    assert!(ok, "rebar3 compile failed:\n{out}");
+    let lock = std::fs::read_to_string(p.join("rebar.lock")).unwrap();
+    assert!(
+        lock.contains("{<<\"fx_core\">>,{pkg,<<\"fx_core\">>,<<\"0.2.0\">>},1}"),
+        "{lock}"
+    );
+    // The outer checksum in the lock is the stored tarball's.
+    let sha = hex::encode_upper(aws_lc_rs::digest::digest(
+        &aws_lc_rs::digest::SHA256,
+        &env.object(REPO, "tarballs/fx_erl-0.1.0.tar").unwrap(),
+    ));
+    assert!(lock.contains(&sha), "{lock}");
+    assert_eq!(
+        run_hello(&p),
+        "hello from fx_erl 0.1.0, hello from fx_core 0.2.0"
+    );
+}
+
+#[test]
+fn rebar3_fetches_through_the_mirror_with_hex_cdn() {
+    assert!(
+        rebar3_available(),
+        "rebar3 is not installed (.ci/setup installs it)"
+    );
+    let up = FakeUpstream::as_hexpm();
+    let env = TestEnv::new(EnvOptions {
+        extra_repos: mirror_yaml(
+            "hexpm_mirror",
+            &up,
+            "hexpm",
+            &["allow: [fx_erl]", "follow_deps: true"],
+        ),
+        ..EnvOptions::default()
+    });
+    let proxy = env.start_proxy();
+    let pem = String::from_utf8(fixture("keys/public_key.pem")).unwrap();
+    // The client keeps the hexpm repo (name, origin check) but trusts the fixture key for it.
+    let hex = format!(
+        "{{hex, [{{repos, [#{{name => <<\"hexpm\">>, repo_public_key => {}}}]}}]}}.",
+        erl_binary(&pem)
+    );
+    let home = env.dir.path().join("home");
+    let p = project(env.dir.path(), &hex);
+    let cdn = format!("http://{}/repos/hexpm_mirror", proxy.addr);
+    let (ok, out) = rebar3(&p, &home, &[("HEX_CDN", cdn.clone())], &["get-deps"]);
+    assert!(ok, "rebar3 get-deps through the mirror failed:\n{out}");
+    let (ok, out) = rebar3(&p, &home, &[("HEX_CDN", cdn)], &["compile"]);
+    assert!(ok, "rebar3 compile failed:\n{out}");
+    assert_eq!(
+        run_hello(&p),
+        "hello from fx_erl 0.1.0, hello from fx_core 0.2.0"
+    );
+    // Everything came through the mirror, verified and stored, once.
+    for rel in [
+        "packages/fx_erl",
+        "packages/fx_core",
+        "tarballs/fx_erl-0.1.0.tar",
+        "tarballs/fx_core-0.2.0.tar",
+    ] {
+        assert_eq!(
+            env.object("hexpm_mirror", rel).unwrap(),
+            up.file(rel).unwrap().to_vec(),
+            "{rel}"
+        );
+        assert_eq!(up.hits(rel), 1, "{rel}");
+    }
+}
