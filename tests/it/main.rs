@@ -2,4 +2,5 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod publish;
+mod publish_bad;
 mod publish_routes;

@@ -515,3 +515,35 @@ impl TestEnv {
         )
     }
 }
+
+/// Ports handed to a [`TestEnv`] made by [`env`] in this test process.
+static USED_PORTS: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+
+/// [`TestEnv::new`], but never with a port another env of this process was given
+/// ([`free_port`] releases the port it found, so two tests running in parallel can otherwise be
+/// handed the same one), and with the metrics endpoints off: `metrics: {}` means the default
+/// `127.0.0.1:9100`, so every publisher would bind 127.0.0.1:9101 and all but the first
+/// running at a time (a second publisher on the same env included) exit with "Address already
+/// in use".
+pub fn env(opts: EnvOptions) -> TestEnv {
+    loop {
+        let e = TestEnv::new(opts.clone());
+        let ports = [e.publisher_addr.port(), e.proxy_addr.port()];
+        let mut used = USED_PORTS.lock().unwrap_or_else(|p| p.into_inner());
+        if ports[0] != ports[1] && !ports.iter().any(|p| used.contains(p)) {
+            used.extend(ports);
+            let text = std::fs::read_to_string(&e.config_path)
+                .unwrap_or_else(|err| panic!("reading the config: {err}"));
+            assert!(
+                text.contains("\nmetrics: {}\n"),
+                "the harness config changed"
+            );
+            std::fs::write(
+                &e.config_path,
+                text.replace("\nmetrics: {}\n", "\nmetrics: {listen: null}\n"),
+            )
+            .unwrap_or_else(|err| panic!("writing the config: {err}"));
+            return e;
+        }
+    }
+}
