@@ -3,4 +3,7 @@
 
 mod publish;
 mod publish_bad;
+mod publish_docs;
+mod publish_replace;
+mod publish_retire;
 mod publish_routes;
