@@ -2,8 +2,10 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod publish;
+mod publish_auth;
 mod publish_bad;
 mod publish_docs;
+mod publish_info;
 mod publish_replace;
 mod publish_retire;
 mod publish_routes;
