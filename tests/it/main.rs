@@ -9,3 +9,4 @@ mod publish_info;
 mod publish_replace;
 mod publish_retire;
 mod publish_routes;
+mod publish_startup;
