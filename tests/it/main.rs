@@ -4,6 +4,7 @@
 mod publish;
 mod publish_auth;
 mod publish_bad;
+mod publish_concurrency;
 mod publish_docs;
 mod publish_info;
 mod publish_replace;
