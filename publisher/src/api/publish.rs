@@ -219,25 +219,6 @@ fn human(d: Duration) -> String {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::human;
-    use std::time::Duration;
-
-    #[test]
-    fn windows_read_like_english() {
-        let h = |s| human(Duration::from_secs(s));
-        assert_eq!(h(1), "1 second");
-        assert_eq!(h(2), "2 seconds");
-        assert_eq!(h(60), "1 minute");
-        assert_eq!(h(120), "2 minutes");
-        assert_eq!(h(3600), "one hour");
-        assert_eq!(h(7200), "2 hours");
-        assert_eq!(h(86_400), "24 hours");
-        assert_eq!(h(0), "0 seconds");
-    }
-}
-
 /// Writes the tarball before any index names it. A tarball already stored under the key is
 /// kept if identical, replaced if this is a `replace`, and otherwise replaced only when it is
 /// an orphan of an old failed publish (see [`ORPHAN_AGE`]).
@@ -374,4 +355,23 @@ async fn resolve_dependencies(
     }
     out.sort_by(|a, b| a.package.cmp(&b.package));
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::human;
+    use std::time::Duration;
+
+    #[test]
+    fn windows_read_like_english() {
+        let h = |s| human(Duration::from_secs(s));
+        assert_eq!(h(1), "1 second");
+        assert_eq!(h(2), "2 seconds");
+        assert_eq!(h(60), "1 minute");
+        assert_eq!(h(120), "2 minutes");
+        assert_eq!(h(3600), "one hour");
+        assert_eq!(h(7200), "2 hours");
+        assert_eq!(h(86_400), "24 hours");
+        assert_eq!(h(0), "0 seconds");
+    }
 }
