@@ -294,30 +294,37 @@ impl RepoGuard<'_> {
         if !done {
             return Err(conflict());
         }
-        self.update_indexes(store, name, written.as_ref()).await?;
+        self.update_indexes(store, name).await?;
         Ok(written)
     }
 
-    /// Rewrites `versions` and `names` for one package (`None`: the package is gone).
-    pub async fn update_indexes(
-        &mut self,
-        store: &dyn Store,
-        name: &str,
-        pkg: Option<&proto::Package>,
-    ) -> Result<(), ApiError> {
+    /// Rewrites `versions` and `names` for one package from its package file as stored now.
+    ///
+    /// The entry is taken from a fresh read of `packages/<name>` on every attempt, made after
+    /// the index being rewritten was read (or taken from the cache, whose ETag the conditional
+    /// write checks). A package file written by another process after that read is followed
+    /// by that process's own index update, which then either fails our conditional write or
+    /// comes after it; so no release ever goes missing from `versions`/`names`. (Deriving the
+    /// entry from the package this process wrote, as before, let a slower process overwrite a
+    /// newer entry: publish A writes `[v1, v2]`, publish B writes `[v1, v2, v3]` and its
+    /// `versions`, then A re-reads `versions` after its conflict and writes `[v1, v2]` back.)
+    pub async fn update_indexes(&mut self, store: &dyn Store, name: &str) -> Result<(), ApiError> {
         let repo = self.repo;
         let vkey = StorageKey::versions(&repo.name).map_err(key_err)?;
-        let entry = pkg.map(versions_entry);
         let mut ok = false;
         for _ in 0..MAX_ATTEMPTS {
             let cached = match self.state.versions.take() {
                 Some(c) => c,
                 None => repo.read_versions(store).await?,
             };
+            let entry = repo
+                .read_package(store, name)
+                .await?
+                .package
+                .as_ref()
+                .map(versions_entry);
             let mut value = cached.value;
-            upsert_sorted(&mut value.packages, name, entry.clone(), |p| {
-                p.name.as_str()
-            });
+            upsert_sorted(&mut value.packages, name, entry, |p| p.name.as_str());
             let body = repo.sign(&value)?;
             if let Some(etag) = put_conditional(store, &vkey, body, cached.etag.as_deref()).await? {
                 self.state.versions = Some(Cached {
@@ -332,19 +339,19 @@ impl RepoGuard<'_> {
             return Err(conflict());
         }
         let nkey = StorageKey::names(&repo.name).map_err(key_err)?;
-        let entry = pkg.map(|p| proto::NamesPackage {
-            name: p.name.clone(),
-            updated_at: Some(now_timestamp()),
-        });
+        let updated_at = now_timestamp();
         for _ in 0..MAX_ATTEMPTS {
             let cached = match self.state.names.take() {
                 Some(c) => c,
                 None => repo.read_names(store).await?,
             };
-            let mut value = cached.value;
-            upsert_sorted(&mut value.packages, name, entry.clone(), |p| {
-                p.name.as_str()
+            let exists = repo.read_package(store, name).await?.package.is_some();
+            let entry = exists.then(|| proto::NamesPackage {
+                name: name.to_owned(),
+                updated_at: Some(updated_at),
             });
+            let mut value = cached.value;
+            upsert_sorted(&mut value.packages, name, entry, |p| p.name.as_str());
             let body = repo.sign(&value)?;
             if let Some(etag) = put_conditional(store, &nkey, body, cached.etag.as_deref()).await? {
                 self.state.names = Some(Cached {
@@ -390,5 +397,129 @@ impl RepoGuard<'_> {
     pub fn invalidate(&mut self) {
         self.state.versions = None;
         self.state.names = None;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hexyard_common::storage::MemoryStore;
+
+    fn release(version: &str) -> proto::Release {
+        proto::Release {
+            version: version.to_owned(),
+            inner_checksum: vec![0; 32],
+            dependencies: vec![],
+            retired: None,
+            outer_checksum: Some(vec![1; 32]),
+            advisory_indexes: vec![],
+            published_at: Some(now_timestamp()),
+        }
+    }
+
+    fn add(
+        version: &str,
+    ) -> impl FnMut(Option<proto::Package>) -> Result<Option<proto::Package>, ApiError> {
+        let version = version.to_owned();
+        move |cur| {
+            let mut p = cur.unwrap_or_else(|| proto::Package {
+                releases: vec![],
+                name: "foo".into(),
+                repository: "r".into(),
+                advisories: vec![],
+            });
+            p.releases.push(release(&version));
+            registry::sort_releases(&mut p.releases);
+            Ok(Some(p))
+        }
+    }
+
+    /// Two processes (two `HostedRepo`s on one store): A writes its package file, B publishes
+    /// a newer version completely, then A updates the indexes. B's version must survive.
+    #[tokio::test]
+    async fn a_slow_index_update_does_not_drop_a_newer_release() {
+        let store = MemoryStore::new();
+        let pem = std::fs::read_to_string(
+            hexyard_common::testing::fixtures_dir().join("keys/private_key.pem"),
+        )
+        .unwrap();
+        let a = HostedRepo::new("r".into(), SigningKey::from_pem(&pem).unwrap(), true, None);
+        let b = HostedRepo::new("r".into(), SigningKey::from_pem(&pem).unwrap(), true, None);
+        a.lock()
+            .await
+            .change_package(&store, "foo", add("1.0.0"))
+            .await
+            .unwrap();
+
+        // A: the package-file half of a publish of 2.0.0 ...
+        let cur = a.read_package(&store, "foo").await.unwrap();
+        let pkg = add("2.0.0")(cur.package).unwrap().unwrap();
+        let pkey = StorageKey::package("r", "foo").unwrap();
+        put_conditional(&store, &pkey, a.sign(&pkg).unwrap(), cur.etag.as_deref())
+            .await
+            .unwrap()
+            .unwrap();
+        // ... B publishes 3.0.0 completely ...
+        b.lock()
+            .await
+            .change_package(&store, "foo", add("3.0.0"))
+            .await
+            .unwrap();
+        // ... then A's index half.
+        a.lock().await.update_indexes(&store, "foo").await.unwrap();
+
+        let v = a.read_versions(&store).await.unwrap().value;
+        assert_eq!(v.packages.len(), 1);
+        assert_eq!(v.packages[0].versions, ["1.0.0", "2.0.0", "3.0.0"]);
+        let n = a.read_names(&store).await.unwrap().value;
+        assert_eq!(
+            n.packages
+                .iter()
+                .map(|p| p.name.as_str())
+                .collect::<Vec<_>>(),
+            ["foo"]
+        );
+
+        // Reverting everything through B while A's cache still lists foo: A's next update
+        // (of another package) must not resurrect it, and foo's removal reaches names.
+        let mut g = b.lock().await;
+        for v in ["1.0.0", "2.0.0", "3.0.0"] {
+            g.change_package(&store, "foo", |cur| {
+                let mut p = cur.unwrap();
+                p.releases.retain(|r| r.version != v);
+                Ok((!p.releases.is_empty()).then_some(p))
+            })
+            .await
+            .unwrap();
+        }
+        drop(g);
+        a.lock()
+            .await
+            .change_package(&store, "bar", |_| {
+                Ok(Some(proto::Package {
+                    releases: vec![release("0.1.0")],
+                    name: "bar".into(),
+                    repository: "r".into(),
+                    advisories: vec![],
+                }))
+            })
+            .await
+            .unwrap();
+        let v = a.read_versions(&store).await.unwrap().value;
+        assert_eq!(
+            v.packages
+                .iter()
+                .map(|p| p.name.as_str())
+                .collect::<Vec<_>>(),
+            ["bar"]
+        );
+        let n = a.read_names(&store).await.unwrap().value;
+        assert_eq!(
+            n.packages
+                .iter()
+                .map(|p| p.name.as_str())
+                .collect::<Vec<_>>(),
+            ["bar"]
+        );
     }
 }

@@ -4,4 +4,13 @@
 mod proxy_hosted;
 mod proxy_mirror;
 mod publish;
+mod publish_auth;
+mod publish_bad;
+mod publish_concurrency;
+mod publish_docs;
+mod publish_info;
+mod publish_replace;
+mod publish_retire;
+mod publish_routes;
+mod publish_startup;
 mod rebar3;

@@ -48,11 +48,22 @@ pub fn bin(name: &str) -> PathBuf {
 }
 
 /// A free loopback port (bound and released; the race with other tests is negligible).
+/// Ports handed out by [`free_port`] in this process: never handed out twice, so parallel tests
+/// cannot be given the same port between finding it and binding it.
+static HANDED_OUT: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .unwrap_or_else(|e| panic!("no free port: {e}"))
+    loop {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .unwrap_or_else(|e| panic!("no free port: {e}"));
+        let mut used = HANDED_OUT.lock().unwrap_or_else(|p| p.into_inner());
+        if !used.contains(&port) {
+            used.push(port);
+            return port;
+        }
+    }
 }
 
 /// The hosted repo of test deployments: named like the fixtures were built for.
@@ -361,4 +372,196 @@ pub fn get(addr: SocketAddr, path: &str) -> http::Response {
     http::Request::new("GET", path)
         .send(addr)
         .unwrap_or_else(|e| panic!("GET {path}: {e}"))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Publisher test helpers.
+
+/// The fixture uploads (`publish/<file>.tar`) in an order that satisfies their dependencies.
+pub const FIXTURE_ORDER: &[&str] = &[
+    "fx_core-0.1.0",
+    "fx_core-0.2.0",
+    "fx_core-1.0.0-rc.1",
+    "fx_opt-1.0.0",
+    "fx_alias-0.1.0",
+    "fx_json-0.3.0",
+    "fx_erl-0.1.0",
+    "fx_unicode-0.1.0",
+];
+
+/// An API request with the headers Hex 2.5.1 sends, using `key` (if any).
+pub fn api(method: &str, path: &str, key: Option<&str>) -> http::Request {
+    http::Request::new(method, path).hex_api(key)
+}
+
+/// Sends `req` to `addr`, panicking on an I/O error.
+pub fn send(req: &http::Request, addr: SocketAddr) -> http::Response {
+    req.send(addr)
+        .unwrap_or_else(|e| panic!("{} {}: {e}", req.method, req.path))
+}
+
+/// Uploads `body` to `path` exactly as mix does (expect: 100-continue) with `key`.
+pub fn upload(addr: SocketAddr, path: &str, key: Option<&str>, body: Vec<u8>) -> http::Response {
+    send(&api("POST", path, key).upload(body), addr)
+}
+
+/// Publishes the fixture `publish/<file>.tar` to `prefix` + `/packages/NAME/releases?replace=false`
+/// (`prefix` is `/api` or `/api/repos/REPO`) with the write key.
+pub fn publish_fixture_at(addr: SocketAddr, prefix: &str, file: &str) -> http::Response {
+    let name = file.split('-').next().unwrap_or(file);
+    upload(
+        addr,
+        &format!("{prefix}/packages/{name}/releases?replace=false"),
+        Some(WRITE_KEY),
+        fixture(&format!("publish/{file}.tar")),
+    )
+}
+
+/// Publishes fixtures in order through `/api`, asserting each is created.
+pub fn publish_fixtures(addr: SocketAddr, files: &[&str]) {
+    for file in files {
+        let r = publish_fixture_at(addr, "/api", file);
+        assert_eq!(r.status, 201, "{file}: {}", body_text(&r));
+    }
+}
+
+/// A response body as text, for assertion messages.
+pub fn body_text(r: &http::Response) -> String {
+    match hexyard_common::etf::decode(&r.body) {
+        Ok(t) => format!("{t:?}"),
+        Err(_) => String::from_utf8_lossy(&r.body).into_owned(),
+    }
+}
+
+/// The `(status, message, errors)` of an Erlang-term error body; `errors` as field => text.
+pub fn error_of(r: &http::Response) -> (i64, String, Vec<(String, String)>) {
+    use hexyard_common::etf::Term;
+    assert_eq!(
+        r.header("content-type"),
+        Some("application/vnd.hex+erlang"),
+        "error body is not an Erlang term: {}",
+        body_text(r)
+    );
+    let t = r.term();
+    let status = match t.get("status") {
+        Some(Term::Int(n)) => *n,
+        other => panic!("no integer status in {t:?}: {other:?}"),
+    };
+    let message = t
+        .get("message")
+        .and_then(Term::as_str)
+        .unwrap_or_else(|| panic!("no message in {t:?}"))
+        .to_owned();
+    let errors = match t.get("errors") {
+        None => vec![],
+        Some(Term::Map(m)) => m
+            .iter()
+            .map(|(k, v)| {
+                (
+                    k.as_str().unwrap_or_default().to_owned(),
+                    v.as_str().unwrap_or_default().to_owned(),
+                )
+            })
+            .collect(),
+        Some(other) => panic!("errors is not a map: {other:?}"),
+    };
+    (status, message, errors)
+}
+
+/// Asserts `r` is an error with `status`, a term body whose status field agrees, and a
+/// message containing `message_part`; returns the errors.
+pub fn assert_error(r: &http::Response, status: u16, message_part: &str) -> Vec<(String, String)> {
+    assert_eq!(r.status, status, "{}", body_text(r));
+    let (s, m, errors) = error_of(r);
+    assert_eq!(s, i64::from(status));
+    assert!(
+        m.contains(message_part),
+        "message {m:?} does not contain {message_part:?}"
+    );
+    errors
+}
+
+/// Asserts a 422 whose `errors[field]` contains `part`.
+pub fn assert_validation(r: &http::Response, field: &str, part: &str) {
+    let errors = assert_error(r, 422, "Validation error");
+    let text = errors
+        .iter()
+        .find(|(k, _)| k == field)
+        .map(|(_, v)| v.as_str())
+        .unwrap_or_else(|| panic!("no error on {field:?}: {errors:?}"));
+    assert!(
+        text.contains(part),
+        "errors[{field}] = {text:?} does not contain {part:?}"
+    );
+}
+
+/// A minimal valid package built with the common tarball builder.
+pub fn package_tarball(name: &str, version: &str) -> Vec<u8> {
+    hexyard_common::tarball::TarballBuilder::new(name, version)
+        .description(format!("{name} test package"))
+        .license("Apache-2.0")
+        .link("GitHub", format!("https://example.invalid/{name}"))
+        .file(
+            format!("lib/{name}.ex"),
+            format!("# {name} {version}\n").into_bytes(),
+        )
+        .build()
+        .unwrap_or_else(|e| panic!("building {name} {version}: {e}"))
+}
+
+impl TestEnv {
+    /// The repo's decoded, verified `names` (None when not stored).
+    pub fn names(&self, repo: &str) -> Option<hexyard_common::registry::proto::Names> {
+        let body = self.object(repo, "names")?;
+        Some(
+            hexyard_common::registry::decode_names(&body, &self.public_key(repo), repo)
+                .unwrap_or_else(|e| panic!("{repo}/names does not verify: {e}")),
+        )
+    }
+
+    /// The names listed in `names`.
+    pub fn name_list(&self, repo: &str) -> Vec<String> {
+        self.names(repo)
+            .map(|n| n.packages.into_iter().map(|p| p.name).collect())
+            .unwrap_or_default()
+    }
+
+    /// The repo's decoded, verified `versions` (None when not stored).
+    pub fn versions(&self, repo: &str) -> Option<hexyard_common::registry::proto::Versions> {
+        let body = self.object(repo, "versions")?;
+        Some(
+            hexyard_common::registry::decode_versions(&body, &self.public_key(repo), repo)
+                .unwrap_or_else(|e| panic!("{repo}/versions does not verify: {e}")),
+        )
+    }
+
+    /// The `versions` entry of one package.
+    pub fn versions_of(
+        &self,
+        repo: &str,
+        name: &str,
+    ) -> Option<hexyard_common::registry::proto::VersionsPackage> {
+        self.versions(repo)?
+            .packages
+            .into_iter()
+            .find(|p| p.name == name)
+    }
+
+    /// The repo's decoded, verified `packages/<name>` (None when not stored).
+    pub fn package(
+        &self,
+        repo: &str,
+        name: &str,
+    ) -> Option<hexyard_common::registry::proto::Package> {
+        let body = self.object(repo, &format!("packages/{name}"))?;
+        Some(
+            hexyard_common::registry::decode_package(&body, &self.public_key(repo), repo, name)
+                .unwrap_or_else(|e| panic!("{repo}/packages/{name} does not verify: {e}")),
+        )
+    }
+}
+
+/// A test deployment ([`TestEnv::new`]; kept as the short name the publisher tests use).
+pub fn env(opts: EnvOptions) -> TestEnv {
+    TestEnv::new(opts)
 }

@@ -205,11 +205,17 @@ pub fn within_window(repo: &HostedRepo, old: &proto::Release, verb: &str) -> Res
 
 fn human(d: Duration) -> String {
     let s = d.as_secs();
-    match s {
-        3600 => "one hour".to_owned(),
-        _ if s.is_multiple_of(3600) => format!("{} hours", s / 3600),
-        _ if s.is_multiple_of(60) => format!("{} minutes", s / 60),
-        _ => format!("{s} seconds"),
+    let (n, unit) = match s {
+        3600 => return "one hour".to_owned(),
+        0 => (0, "second"),
+        _ if s.is_multiple_of(3600) => (s / 3600, "hour"),
+        _ if s.is_multiple_of(60) => (s / 60, "minute"),
+        _ => (s, "second"),
+    };
+    if n == 1 {
+        format!("1 {unit}")
+    } else {
+        format!("{n} {unit}s")
     }
 }
 
@@ -349,4 +355,23 @@ async fn resolve_dependencies(
     }
     out.sort_by(|a, b| a.package.cmp(&b.package));
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::human;
+    use std::time::Duration;
+
+    #[test]
+    fn windows_read_like_english() {
+        let h = |s| human(Duration::from_secs(s));
+        assert_eq!(h(1), "1 second");
+        assert_eq!(h(2), "2 seconds");
+        assert_eq!(h(60), "1 minute");
+        assert_eq!(h(120), "2 minutes");
+        assert_eq!(h(3600), "one hour");
+        assert_eq!(h(7200), "2 hours");
+        assert_eq!(h(86_400), "24 hours");
+        assert_eq!(h(0), "0 seconds");
+    }
 }
