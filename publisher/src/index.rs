@@ -123,9 +123,11 @@ impl HostedRepo {
                             "stored package file does not verify");
                         ApiError::internal()
                     })?;
+                // A package file with no releases is the tombstone of a revert (see
+                // `change_package`): the package does not exist, but writes must match its ETag.
                 Ok(Current {
                     etag: Some(obj.meta.etag),
-                    package: Some(pkg),
+                    package: (!pkg.releases.is_empty()).then_some(pkg),
                 })
             }
         }
@@ -267,25 +269,34 @@ impl RepoGuard<'_> {
         let repo = self.repo;
         let key = StorageKey::package(&repo.name, name).map_err(key_err)?;
         let mut written = None;
+        let mut tombstone = None;
         let mut done = false;
         for _ in 0..MAX_ATTEMPTS {
             let current = repo.read_package(store, name).await?;
             let next = change(current.package.clone())?;
-            match &next {
-                Some(pkg) => {
-                    let body = repo.sign(pkg)?;
-                    if put_conditional(store, &key, body, current.etag.as_deref())
-                        .await?
-                        .is_none()
-                    {
-                        continue;
-                    }
+            // Removing the package is a conditional write too: a package file without releases
+            // (a tombstone), deleted once the indexes no longer name the package. A plain
+            // delete could drop a release another process published in between.
+            let to_write = match &next {
+                Some(pkg) => pkg.clone(),
+                None if current.package.is_none() => {
+                    done = true;
+                    break;
                 }
-                None => {
-                    if current.package.is_some() {
-                        store.delete(&key).await.map_err(store_err)?;
-                    }
-                }
+                None => proto::Package {
+                    releases: vec![],
+                    name: name.to_owned(),
+                    repository: repo.name.clone(),
+                    advisories: vec![],
+                },
+            };
+            let body = repo.sign(&to_write)?;
+            let Some(etag) = put_conditional(store, &key, body, current.etag.as_deref()).await?
+            else {
+                continue;
+            };
+            if next.is_none() {
+                tombstone = Some(etag);
             }
             written = next;
             done = true;
@@ -295,6 +306,17 @@ impl RepoGuard<'_> {
             return Err(conflict());
         }
         self.update_indexes(store, name).await?;
+        if let Some(etag) = tombstone {
+            // Only if nobody wrote the package again meanwhile.
+            if store
+                .head(&key)
+                .await
+                .map_err(store_err)?
+                .is_some_and(|m| m.etag == etag)
+            {
+                store.delete(&key).await.map_err(store_err)?;
+            }
+        }
         Ok(written)
     }
 
@@ -520,6 +542,83 @@ mod tests {
                 .map(|p| p.name.as_str())
                 .collect::<Vec<_>>(),
             ["bar"]
+        );
+    }
+
+    /// Removing a package is a conditional write of a tombstone, deleted afterwards only if it
+    /// is still the tombstone: a release published over it by another process survives.
+    #[tokio::test]
+    async fn a_publish_over_a_revert_tombstone_survives() {
+        let store = MemoryStore::new();
+        let pem = std::fs::read_to_string(
+            hexyard_common::testing::fixtures_dir().join("keys/private_key.pem"),
+        )
+        .unwrap();
+        let a = HostedRepo::new("r".into(), SigningKey::from_pem(&pem).unwrap(), true, None);
+        let pkey = StorageKey::package("r", "foo").unwrap();
+        a.lock()
+            .await
+            .change_package(&store, "foo", add("1.0.0"))
+            .await
+            .unwrap();
+
+        // A plain revert of the last release: no package file, no index entries.
+        let gone = a
+            .lock()
+            .await
+            .change_package(&store, "foo", |_| Ok(None))
+            .await
+            .unwrap();
+        assert!(gone.is_none());
+        assert!(store.get(&pkey).await.unwrap().is_none());
+        assert!(
+            a.read_versions(&store)
+                .await
+                .unwrap()
+                .value
+                .packages
+                .is_empty()
+        );
+        assert!(
+            a.read_names(&store)
+                .await
+                .unwrap()
+                .value
+                .packages
+                .is_empty()
+        );
+
+        // A tombstone left in place (the reverting process stopped before deleting it) reads
+        // as no package, and a publish writes over it with a conditional write.
+        let tomb = proto::Package {
+            releases: vec![],
+            name: "foo".into(),
+            repository: "r".into(),
+            advisories: vec![],
+        };
+        let meta = store
+            .put(&pkey, a.sign(&tomb).unwrap(), PutMode::CreateOnly)
+            .await
+            .unwrap();
+        let cur = a.read_package(&store, "foo").await.unwrap();
+        assert!(cur.package.is_none());
+        assert_eq!(cur.etag.as_deref(), Some(meta.etag.as_str()));
+        a.lock()
+            .await
+            .change_package(&store, "foo", add("2.0.0"))
+            .await
+            .unwrap();
+        let v = a.read_versions(&store).await.unwrap().value;
+        assert_eq!(v.packages[0].versions, ["2.0.0"]);
+        assert_eq!(
+            a.read_package(&store, "foo")
+                .await
+                .unwrap()
+                .package
+                .unwrap()
+                .releases
+                .len(),
+            1
         );
     }
 }
