@@ -151,6 +151,30 @@ async fn moto_supports_conditional_writes() {
     assert_eq!(raw.key_count(), Some(0), "{:?}", raw.contents());
 }
 
+#[tokio::test]
+async fn get_stream_streams_in_chunks() {
+    let moto = moto_with_bucket().await;
+    let store = S3Store::new(&moto.s3_config(BUCKET, "")).unwrap();
+    let key = StorageKey::tarball("hexpm", "big", "1.0.0").unwrap();
+    let body: Bytes = (0..4 * 1024 * 1024u32).map(|i| (i % 253) as u8).collect();
+    let meta = store
+        .put(&key, body.clone(), PutMode::CreateOnly)
+        .await
+        .unwrap();
+    let (smeta, mut stream) = store.get_stream(&key).await.unwrap().unwrap();
+    assert_eq!(smeta, meta);
+    let mut chunks = 0;
+    let mut got = Vec::new();
+    while let Some(chunk) = futures::StreamExt::next(&mut stream).await {
+        let chunk = chunk.unwrap();
+        assert!(chunk.len() < body.len(), "the body came as one chunk");
+        got.extend_from_slice(&chunk);
+        chunks += 1;
+    }
+    assert!(chunks > 1, "{chunks} chunks");
+    assert!(got == body, "streamed body differs");
+}
+
 fn short_timeouts() -> S3Options {
     S3Options {
         connect_timeout: Duration::from_millis(500),

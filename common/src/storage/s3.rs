@@ -95,21 +95,26 @@ pub struct S3Store {
 }
 
 /// The credentials of `config`, or else the standard `AWS_ACCESS_KEY_ID`,
-/// `AWS_SECRET_ACCESS_KEY` and `AWS_SESSION_TOKEN` read through `env`.
+/// `AWS_SECRET_ACCESS_KEY` and `AWS_SESSION_TOKEN` read through `env`. Config credentials read
+/// from the standard `AWS_ACCESS_KEY_ID` variable also take `AWS_SESSION_TOKEN` (temporary
+/// credentials); credentials from other variables never do.
 fn resolve_credentials(
     config: &S3Config,
     env: impl Fn(&str) -> Option<String>,
 ) -> Result<Credentials, StoreError> {
+    let get = |name: &str| env(name).filter(|v| !v.is_empty());
     if let Some(c) = &config.credentials {
+        let token = (config.access_key_id_env == "AWS_ACCESS_KEY_ID")
+            .then(|| get("AWS_SESSION_TOKEN"))
+            .flatten();
         return Ok(Credentials::new(
             c.access_key_id.expose(),
             c.secret_access_key.expose(),
-            None,
+            token,
             None,
             "hexyard-config",
         ));
     }
-    let get = |name: &str| env(name).filter(|v| !v.is_empty());
     match (get("AWS_ACCESS_KEY_ID"), get("AWS_SECRET_ACCESS_KEY")) {
         (Some(id), Some(secret)) => Ok(Credentials::new(
             id,
@@ -597,6 +602,13 @@ mod tests {
         assert_eq!(from_config.access_key_id(), "id");
         assert_eq!(from_config.secret_access_key(), "secret");
         assert_eq!(from_config.session_token(), None);
+        let token = |name: &str| (name == "AWS_SESSION_TOKEN").then(|| "t".to_owned());
+        let with_token = resolve_credentials(&config(""), token).unwrap();
+        assert_eq!(with_token.session_token(), Some("t"));
+        let mut other_vars = config("");
+        other_vars.access_key_id_env = "HEXYARD_S3_KEY".to_owned();
+        let no_token = resolve_credentials(&other_vars, token).unwrap();
+        assert_eq!(no_token.session_token(), None);
 
         let mut bare = config("");
         bare.credentials = None;
