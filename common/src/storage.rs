@@ -6,6 +6,8 @@
 //! - [`local`]: [`LocalStore`], a directory on a local file system, atomic writes, safe across
 //!   processes sharing the directory.
 //! - [`memory`]: [`MemoryStore`], in-process, for unit tests.
+//! - [`s3`]: [`S3Store`], an S3-compatible bucket (conditional writes with `If-None-Match` /
+//!   `If-Match`).
 //!
 //! Every backend passes the same behaviour suite, `crate::testing::store_conformance`.
 //!
@@ -19,6 +21,7 @@
 pub mod key;
 pub mod local;
 pub mod memory;
+pub mod s3;
 
 use std::time::SystemTime;
 
@@ -30,6 +33,7 @@ use futures::stream::BoxStream;
 pub use key::{KeyComponent, KeyError, KeyName, KeyPrefix, KeyVersion, StorageKey};
 pub use local::LocalStore;
 pub use memory::MemoryStore;
+pub use s3::S3Store;
 
 /// Metadata of a stored object.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -157,15 +161,22 @@ pub trait Store: Send + Sync {
     fn describe(&self) -> String;
 }
 
-/// Opens the store a config describes.
+/// Opens the store a config describes: a [`LocalStore`] for `kind: local`, an [`S3Store`] with
+/// default [`s3::S3Options`] for `kind: s3`. Does no network I/O (an unreachable bucket shows up
+/// on the first request).
 ///
 /// # Errors
-/// [`StoreError`] when the local root cannot be created, or the kind is not built in.
+/// [`StoreError::Io`] when the local root cannot be created; [`StoreError::Unavailable`] when
+/// `kind: s3` has no `store.s3` section or no credentials (neither in the config nor in the
+/// standard AWS environment variables).
 pub fn open(config: &crate::config::StoreConfig) -> Result<std::sync::Arc<dyn Store>, StoreError> {
     match config.kind {
         crate::config::StoreKind::Local => Ok(std::sync::Arc::new(LocalStore::new(&config.root)?)),
-        crate::config::StoreKind::S3 => Err(StoreError::Unavailable(
-            "store.kind s3 is not supported by this build yet".to_owned(),
-        )),
+        crate::config::StoreKind::S3 => {
+            let s3 = config.s3.as_ref().ok_or_else(|| {
+                StoreError::Unavailable("store.kind is s3 but store.s3 is missing".to_owned())
+            })?;
+            Ok(std::sync::Arc::new(S3Store::new(s3)?))
+        }
     }
 }

@@ -1,0 +1,311 @@
+//! The S3 backend against a real S3 server (moto, started per test on a free loopback port).
+//! Fails, never skips, when `moto_server` is missing: run `bash .ci/setup`.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use hexyard_common::config::{StoreConfig, StoreKind};
+use hexyard_common::storage::s3::{PROBE_DIR, S3Options};
+use hexyard_common::storage::{KeyPrefix, PutMode, S3Store, StorageKey, Store, StoreError};
+use hexyard_common::testing::s3::MotoServer;
+use hexyard_common::testing::store_conformance;
+
+const BUCKET: &str = "hexyard-test";
+
+async fn moto_with_bucket() -> MotoServer {
+    let moto = MotoServer::start();
+    moto.create_bucket(BUCKET).await;
+    moto
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn conformance_on_moto() {
+    let moto = moto_with_bucket().await;
+    let store = S3Store::new(&moto.s3_config(BUCKET, "conformance")).unwrap();
+    let started = Instant::now();
+    store_conformance(&store).await;
+    eprintln!(
+        "store_conformance on moto took {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    // Everything the suite wrote lives under the prefix, and it cleaned up after itself.
+    let raw = moto
+        .client()
+        .list_objects_v2()
+        .bucket(BUCKET)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(raw.key_count(), Some(0), "{:?}", raw.contents());
+}
+
+#[tokio::test]
+async fn prefixes_isolate_stores_on_one_bucket() {
+    let moto = moto_with_bucket().await;
+    let a = S3Store::new(&moto.s3_config(BUCKET, "a")).unwrap();
+    let ab = S3Store::new(&moto.s3_config(BUCKET, "a/b")).unwrap();
+    let bare = S3Store::new(&moto.s3_config(BUCKET, "")).unwrap();
+    let key = StorageKey::package("hexpm", "foo").unwrap();
+    for (store, body) in [(&a, "in a"), (&ab, "in a/b"), (&bare, "bare")] {
+        store
+            .put(&key, Bytes::from(body), PutMode::CreateOnly)
+            .await
+            .unwrap();
+    }
+    for (store, body) in [(&a, "in a"), (&ab, "in a/b"), (&bare, "bare")] {
+        assert_eq!(store.get(&key).await.unwrap().unwrap().body, body);
+        let listed = store.list(&KeyPrefix::All).await.unwrap();
+        let paths: Vec<String> = listed.iter().map(|e| e.key.path()).collect();
+        assert_eq!(paths, ["repos/hexpm/packages/foo"]);
+    }
+    let raw = moto
+        .client()
+        .list_objects_v2()
+        .bucket(BUCKET)
+        .send()
+        .await
+        .unwrap();
+    let mut raw_keys: Vec<&str> = raw.contents().iter().filter_map(|o| o.key()).collect();
+    raw_keys.sort_unstable();
+    assert_eq!(
+        raw_keys,
+        [
+            "a/b/repos/hexpm/packages/foo",
+            "a/repos/hexpm/packages/foo",
+            "repos/hexpm/packages/foo"
+        ]
+    );
+    // Deleting in one store leaves the others alone.
+    assert!(a.delete(&key).await.unwrap());
+    assert!(a.get(&key).await.unwrap().is_none());
+    assert_eq!(ab.get(&key).await.unwrap().unwrap().body, "in a/b");
+    assert_eq!(bare.get(&key).await.unwrap().unwrap().body, "bare");
+}
+
+#[tokio::test]
+async fn objects_carry_content_type_and_cache_control() {
+    let moto = moto_with_bucket().await;
+    let store = S3Store::new(&moto.s3_config(BUCKET, "p")).unwrap();
+    let cases = [
+        (
+            StorageKey::tarball("hexpm", "foo", "1.0.0").unwrap(),
+            "application/octet-stream",
+            "public, max-age=604800",
+        ),
+        (
+            StorageKey::docs("hexpm", "foo", "1.0.0").unwrap(),
+            "application/gzip",
+            "public, max-age=86400",
+        ),
+        (
+            StorageKey::public_key("hexpm").unwrap(),
+            "text/plain",
+            "public, max-age=3600",
+        ),
+        (
+            StorageKey::names("hexpm").unwrap(),
+            "application/octet-stream",
+            "public, max-age=60",
+        ),
+        (
+            StorageKey::package("hexpm", "foo").unwrap(),
+            "application/octet-stream",
+            "public, max-age=60",
+        ),
+    ];
+    let client = moto.client();
+    for (key, content_type, cache_control) in &cases {
+        let meta = store
+            .put(key, Bytes::from_static(b"body"), PutMode::Overwrite)
+            .await
+            .unwrap();
+        let head = client
+            .head_object()
+            .bucket(BUCKET)
+            .key(format!("p/{}", key.path()))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(head.content_type(), Some(*content_type), "{key}");
+        assert_eq!(head.cache_control(), Some(*cache_control), "{key}");
+        assert_eq!(head.e_tag(), Some(meta.etag.as_str()), "{key}");
+        assert_eq!(head.content_length(), Some(4), "{key}");
+    }
+}
+
+#[tokio::test]
+async fn moto_supports_conditional_writes() {
+    let moto = moto_with_bucket().await;
+    let store = S3Store::new(&moto.s3_config(BUCKET, "probe")).unwrap();
+    assert!(store.supports_conditional_writes().await.unwrap());
+    // The probe object is gone.
+    let raw = moto
+        .client()
+        .list_objects_v2()
+        .bucket(BUCKET)
+        .prefix(format!("probe/{PROBE_DIR}/"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(raw.key_count(), Some(0), "{:?}", raw.contents());
+}
+
+#[tokio::test]
+async fn get_stream_streams_in_chunks() {
+    let moto = moto_with_bucket().await;
+    let store = S3Store::new(&moto.s3_config(BUCKET, "")).unwrap();
+    let key = StorageKey::tarball("hexpm", "big", "1.0.0").unwrap();
+    let body: Bytes = (0..4 * 1024 * 1024u32).map(|i| (i % 253) as u8).collect();
+    let meta = store
+        .put(&key, body.clone(), PutMode::CreateOnly)
+        .await
+        .unwrap();
+    let (smeta, mut stream) = store.get_stream(&key).await.unwrap().unwrap();
+    assert_eq!(smeta, meta);
+    let mut chunks = 0;
+    let mut got = Vec::new();
+    while let Some(chunk) = futures::StreamExt::next(&mut stream).await {
+        let chunk = chunk.unwrap();
+        assert!(chunk.len() < body.len(), "the body came as one chunk");
+        got.extend_from_slice(&chunk);
+        chunks += 1;
+    }
+    assert!(chunks > 1, "{chunks} chunks");
+    assert!(got == body, "streamed body differs");
+}
+
+fn short_timeouts() -> S3Options {
+    S3Options {
+        connect_timeout: Duration::from_millis(500),
+        read_timeout: Duration::from_millis(1_000),
+        attempt_timeout: Duration::from_millis(1_000),
+        operation_timeout: Duration::from_millis(2_500),
+        max_attempts: 2,
+        initial_backoff: Duration::from_millis(50),
+        max_backoff: Duration::from_millis(200),
+    }
+}
+
+fn assert_unavailable<T: std::fmt::Debug>(r: Result<T, StoreError>, what: &str) -> String {
+    match r {
+        Err(StoreError::Unavailable(msg)) => msg,
+        other => panic!("{what}: expected Unavailable, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn stopped_server_is_unavailable_then_recovers() {
+    let mut moto = moto_with_bucket().await;
+    let options = short_timeouts();
+    let store = S3Store::with_options(&moto.s3_config(BUCKET, ""), &options).unwrap();
+    let key = StorageKey::tarball("hexpm", "foo", "1.0.0").unwrap();
+    store
+        .put(&key, Bytes::from_static(b"before"), PutMode::CreateOnly)
+        .await
+        .unwrap();
+
+    moto.stop();
+    let started = Instant::now();
+    let msg = assert_unavailable(store.get(&key).await, "get");
+    let took = started.elapsed();
+    assert!(
+        took < options.operation_timeout + Duration::from_millis(500),
+        "get took {took:?}"
+    );
+    assert!(msg.contains(&moto.endpoint()), "{msg}");
+    assert!(msg.contains("GetObject"), "{msg}");
+    assert_unavailable(store.head(&key).await, "head");
+    assert_unavailable(store.get_stream(&key).await.map(|o| o.is_some()), "stream");
+    assert_unavailable(
+        store
+            .put(&key, Bytes::from_static(b"x"), PutMode::Overwrite)
+            .await,
+        "put",
+    );
+    assert_unavailable(store.delete(&key).await, "delete");
+    assert_unavailable(store.list(&KeyPrefix::All).await, "list");
+    assert_unavailable(store.supports_conditional_writes().await, "probe");
+
+    // moto keeps nothing across a restart: the bucket is created again.
+    moto.restart();
+    moto.create_bucket(BUCKET).await;
+    assert!(store.get(&key).await.unwrap().is_none());
+    let meta = store
+        .put(&key, Bytes::from_static(b"after"), PutMode::CreateOnly)
+        .await
+        .unwrap();
+    let got = store.get(&key).await.unwrap().unwrap();
+    assert_eq!(got.body, "after");
+    assert_eq!(got.meta, meta);
+}
+
+#[tokio::test]
+async fn silent_server_times_out_as_unavailable() {
+    // A server that accepts connections and never answers.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let accept = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((conn, _)) = listener.accept().await {
+            held.push(conn);
+        }
+    });
+    let mut config = hexyard_common::config::S3Config {
+        bucket: BUCKET.to_owned(),
+        endpoint: Some(format!("http://{addr}")),
+        force_path_style: true,
+        ..Default::default()
+    };
+    config.credentials = Some(hexyard_common::config::S3Credentials {
+        access_key_id: hexyard_common::config::Secret::new("id"),
+        secret_access_key: hexyard_common::config::Secret::new("secret"),
+    });
+    let options = short_timeouts();
+    let store = S3Store::with_options(&config, &options).unwrap();
+    let key = StorageKey::names("hexpm").unwrap();
+    let started = Instant::now();
+    let msg = assert_unavailable(store.get(&key).await, "get");
+    let took = started.elapsed();
+    assert!(msg.contains("timed out"), "{msg}");
+    assert!(
+        took >= options.attempt_timeout
+            && took < options.operation_timeout + Duration::from_secs(1),
+        "get took {took:?}"
+    );
+    accept.abort();
+}
+
+#[tokio::test]
+async fn open_builds_an_s3_store_from_config() {
+    let moto = moto_with_bucket().await;
+    let config = StoreConfig {
+        kind: StoreKind::S3,
+        s3: Some(moto.s3_config(BUCKET, "opened")),
+        ..StoreConfig::default()
+    };
+    let store = hexyard_common::storage::open(&config).unwrap();
+    assert_eq!(
+        store.describe(),
+        format!("s3://{BUCKET}/opened/ ({})", moto.endpoint())
+    );
+    let key = StorageKey::public_key("hexpm").unwrap();
+    store
+        .put(&key, Bytes::from_static(b"pem"), PutMode::CreateOnly)
+        .await
+        .unwrap();
+    assert_eq!(store.get(&key).await.unwrap().unwrap().body, "pem");
+
+    let missing = StoreConfig {
+        kind: StoreKind::S3,
+        s3: None,
+        ..StoreConfig::default()
+    };
+    match hexyard_common::storage::open(&missing) {
+        Err(StoreError::Unavailable(msg)) => {
+            assert_eq!(msg, "store.kind is s3 but store.s3 is missing")
+        }
+        Err(e) => panic!("unexpected error {e:?}"),
+        Ok(s) => panic!("opened {}", s.describe()),
+    }
+}
