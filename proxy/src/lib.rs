@@ -33,6 +33,9 @@ use pingora::services::listening::Service;
 use std::path::Path;
 use std::sync::Arc;
 
+/// How long in-flight requests may run on after SIGTERM.
+pub const SHUTDOWN_GRACE_SECS: u64 = 5;
+
 /// `/metrics` of the proxy on the metrics listener.
 struct MetricsApp(Arc<serve::Hexyard>);
 
@@ -86,8 +89,10 @@ pub fn build_server(config: &Config, config_path: &Path) -> anyhow::Result<Serve
             .map(|n| n.get())
             .unwrap_or(2)
     });
-    conf.grace_period_seconds = Some(0);
-    conf.graceful_shutdown_timeout_seconds = Some(15);
+    // SIGTERM: stop accepting, let in-flight requests finish for up to the grace period, then
+    // stop. (pingora waits out the whole period; SIGINT stops at once.)
+    conf.grace_period_seconds = Some(SHUTDOWN_GRACE_SECS);
+    conf.graceful_shutdown_timeout_seconds = Some(5);
     let mut server = Server::new_with_opt_and_conf(None, conf);
     server.bootstrap();
 

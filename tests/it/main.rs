@@ -3,6 +3,7 @@
 
 mod proxy_hosted;
 mod proxy_mirror;
+mod proxy_process;
 mod publish;
 mod publish_auth;
 mod publish_bad;
