@@ -20,6 +20,16 @@ use std::time::Duration;
 
 const REPO: &str = "bench_repo";
 
+/// A child process killed when dropped (also when the bench panics).
+struct Reaped(std::process::Child);
+
+impl Drop for Reaped {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// One wrk result.
 struct Run {
     rps: f64,
@@ -111,7 +121,9 @@ fn fill(root: &Path) -> (String, String) {
 }
 
 fn main() {
-    if std::env::args().any(|a| a == "--list") {
+    // `cargo test --all-targets` runs benches without `--bench`: nothing to measure then.
+    if !std::env::args().any(|a| a == "--bench") {
+        println!("bench-serve: run it with `cargo bench -p hexyard-benches --bench serve`");
         return;
     }
     let secs: u64 = std::env::var("BENCH_SECS")
@@ -164,14 +176,16 @@ fn main() {
         ),
     )
     .unwrap();
-    let mut nginx = Command::new("nginx")
-        .arg("-c")
-        .arg(&conf)
-        .arg("-p")
-        .arg(dir.path())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("starting nginx (apt-get install nginx-light)");
+    let _nginx = Reaped(
+        Command::new("nginx")
+            .arg("-c")
+            .arg(&conf)
+            .arg("-p")
+            .arg(dir.path())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("starting nginx (apt-get install nginx-light)"),
+    );
     wait_port(&format!("127.0.0.1:{np}"));
 
     let script = dir.path().join("stats.lua");
@@ -190,7 +204,9 @@ fn main() {
             .stdout;
         assert!(
             !a.is_empty() && a == b,
-            "{p}: hexyard and nginx serve different bytes"
+            "{p}: hexyard and nginx serve different bytes: {:?} vs {:?}",
+            String::from_utf8_lossy(&a[..a.len().min(200)]),
+            String::from_utf8_lossy(&b[..b.len().min(200)])
         );
     }
     println!(
@@ -229,7 +245,6 @@ fn main() {
             h.p999_ms / n.p999_ms
         );
     }
-    let _ = nginx.kill();
-    let _ = nginx.wait();
+    drop(_nginx);
     std::process::exit(0);
 }
