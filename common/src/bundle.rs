@@ -237,12 +237,64 @@ pub fn sign_manifest(json: &[u8], key: &SigningKey) -> Result<Vec<u8>, BundleErr
     key.sign(json).map_err(|e| BundleError::Sign(e.to_string()))
 }
 
-/// Writes a bundle: the manifest, its signature, then `objects` (path, bytes) in the order
-/// given. Each object must be listed in `manifest` with the same bytes.
+/// Writes a bundle incrementally: [`BundleWriter::new`] writes the manifest and its
+/// signature, [`BundleWriter::add`] one object at a time (checked against the manifest),
+/// [`BundleWriter::finish`] the end of the archive.
+pub struct BundleWriter<W: std::io::Write> {
+    tar: tar::Builder<W>,
+    manifest: Manifest,
+}
+
+impl<W: std::io::Write> BundleWriter<W> {
+    /// Starts a bundle with `manifest_json` (the bytes of `manifest`) and its `signature`.
+    ///
+    /// # Errors
+    /// [`BundleError::Io`].
+    pub fn new(
+        out: W,
+        manifest: &Manifest,
+        manifest_json: &[u8],
+        signature: &[u8],
+    ) -> Result<Self, BundleError> {
+        let mut tar = tar::Builder::new(out);
+        append(&mut tar, MANIFEST, manifest_json)?;
+        append(&mut tar, SIGNATURE, signature)?;
+        Ok(BundleWriter {
+            tar,
+            manifest: manifest.clone(),
+        })
+    }
+
+    /// Appends one object, which must be listed in the manifest with these exact bytes.
+    ///
+    /// # Errors
+    /// [`BundleError::Unlisted`], [`BundleError::ChecksumMismatch`] (the object changed since
+    /// the manifest was made), [`BundleError::Io`].
+    pub fn add(&mut self, path: &str, bytes: &[u8]) -> Result<(), BundleError> {
+        let entry = self
+            .manifest
+            .object(path)
+            .ok_or_else(|| BundleError::Unlisted(path.to_owned()))?;
+        if entry.size != bytes.len() as u64 || entry.sha256 != sha256_hex(bytes) {
+            return Err(BundleError::ChecksumMismatch(path.to_owned()));
+        }
+        append(&mut self.tar, path, bytes)
+    }
+
+    /// Ends the archive and returns the writer.
+    ///
+    /// # Errors
+    /// [`BundleError::Io`].
+    pub fn finish(self) -> Result<W, BundleError> {
+        Ok(self.tar.into_inner()?)
+    }
+}
+
+/// Writes a whole bundle: the manifest, its signature, then `objects` (path, bytes) in the
+/// order given (see [`BundleWriter`]).
 ///
 /// # Errors
-/// [`BundleError::Io`], or [`BundleError::Unlisted`] / [`BundleError::ChecksumMismatch`] when
-/// an object disagrees with the manifest.
+/// As [`BundleWriter::add`].
 pub fn write_bundle<W: std::io::Write>(
     out: W,
     manifest_json: &[u8],
@@ -250,19 +302,11 @@ pub fn write_bundle<W: std::io::Write>(
     objects: impl IntoIterator<Item = (String, bytes::Bytes)>,
     manifest: &Manifest,
 ) -> Result<W, BundleError> {
-    let mut tar = tar::Builder::new(out);
-    append(&mut tar, MANIFEST, manifest_json)?;
-    append(&mut tar, SIGNATURE, signature)?;
+    let mut w = BundleWriter::new(out, manifest, manifest_json, signature)?;
     for (path, bytes) in objects {
-        let entry = manifest
-            .object(&path)
-            .ok_or_else(|| BundleError::Unlisted(path.clone()))?;
-        if entry.size != bytes.len() as u64 || entry.sha256 != sha256_hex(&bytes) {
-            return Err(BundleError::ChecksumMismatch(path));
-        }
-        append(&mut tar, &path, &bytes)?;
+        w.add(&path, &bytes)?;
     }
-    Ok(tar.into_inner()?)
+    w.finish()
 }
 
 fn append<W: std::io::Write>(
