@@ -471,9 +471,12 @@ mod tests {
         assert_eq!(got, want);
     }
 
-    /// Offset of `needle` in `hay`.
+    /// Offset of the last `needle` in `hay` (a tar header comes after the manifest, which
+    /// names the same path).
     fn find(hay: &[u8], needle: &[u8]) -> usize {
-        hay.windows(needle.len()).position(|w| w == needle).unwrap()
+        hay.windows(needle.len())
+            .rposition(|w| w == needle)
+            .unwrap()
     }
 
     #[test]
