@@ -91,9 +91,9 @@ enum Command {
         #[arg(long, hide = true, default_value_t = 0)]
         write_delay_ms: u64,
     },
-    /// Evict cached tarballs and docs of a mirror, least recently fetched first.
+    /// Evict cached tarballs and docs of a mirror, least recently used first.
     #[command(
-        after_help = "Recency is the store's last write time (a mirror writes an object when it is first\nfetched). Hosted repositories are never touched; an offline mirror needs --force."
+        after_help = "Recency is the later of the object's last write (a mirror writes an object when it is\nfirst fetched) and its last access in the proxy's access log (local stores; with S3 the\nwrite time alone). Hosted repositories are never touched; an offline mirror needs --force."
     )]
     Gc {
         /// The mirror repository.
@@ -102,7 +102,7 @@ enum Command {
         /// Evict until the mirror holds at most this many bytes.
         #[arg(long, value_name = "N", required_unless_present = "older_than")]
         max_bytes: Option<u64>,
-        /// Evict what was fetched longer ago than this (90s, 15m, 12h, 30d, 2w).
+        /// Evict what was last used longer ago than this (90s, 15m, 12h, 30d, 2w).
         #[arg(long, value_name = "DURATION", value_parser = gc::parse_duration)]
         older_than: Option<Duration>,
         /// Evict even from an offline mirror (objects cannot be fetched again).
@@ -175,7 +175,7 @@ fn serve(config: &Config, config_path: &std::path::Path) -> ExitCode {
 
 /// Runs a tool; `Ok(false)` when it found problems.
 async fn tool(cmd: Command, config: &Config) -> anyhow::Result<bool> {
-    let y = hexyard_proxy::build_state(config)?;
+    let y = hexyard_proxy::tools::state(config)?;
     match cmd {
         Command::Serve => Ok(true),
         Command::Prefetch {
@@ -271,7 +271,9 @@ async fn tool(cmd: Command, config: &Config) -> anyhow::Result<bool> {
                 force,
                 dry_run,
             };
-            let r = gc::gc(&y, &args).await?;
+            let root = (config.store.kind == hexyard_common::config::StoreKind::Local)
+                .then_some(config.store.root.as_path());
+            let r = gc::gc(&y, &args, root).await?;
             let verb = if dry_run { "would evict" } else { "evicted" };
             for p in &r.evicted {
                 println!("{verb} {p}");

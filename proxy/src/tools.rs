@@ -5,11 +5,13 @@
 //!   a proxied miss (it goes through [`crate::serve::Hexyard::serve`]);
 //! - [`bundle`]: `export` a mirror (or a lock file's subset) into a signed air-gap bundle, and
 //!   `import` one after verifying everything;
-//! - [`gc`]: evict cached mirror objects, oldest first.
+//! - [`gc`]: evict cached mirror objects, least recently used first ([`access`]: the log of
+//!   the proxy's reads it orders by).
 //!
 //! Output: a progress bar when stdout is a terminal, plain lines otherwise; a summary at the
 //! end. The binary maps a returned `Err` or a report with problems to exit code 1.
 
+pub mod access;
 pub mod bundle;
 pub mod gc;
 pub mod prefetch;
@@ -30,6 +32,19 @@ pub enum ToolError {
         "{0:?} is a hosted repository: this command works on mirrors only (it never touches hosted repos)"
     )]
     NotAMirror(String),
+}
+
+/// The proxy state for a tool: as the server builds it, but without the access log (what a
+/// tool reads or fills is not a client's use, and must not make it "recently used").
+///
+/// # Errors
+/// The store cannot be opened, or a mirror's upstream key is unusable.
+pub fn state(config: &hexyard_common::config::Config) -> anyhow::Result<Arc<Hexyard>> {
+    let store = hexyard_common::storage::open(&config.store)?;
+    let metrics = crate::metrics::ProxyMetrics::new()?;
+    let mut y = Hexyard::new(config, store, metrics)?;
+    y.access = None;
+    Ok(Arc::new(y))
 }
 
 /// The mirror `name` of the proxy state.

@@ -1,5 +1,6 @@
-//! `gc` with the real binary: least recently fetched first to fit --max-bytes, --older-than,
-//! hosted repos untouched, offline mirrors refused without --force.
+//! `gc` with the real binary: least recently used first (the later of the write time and the
+//! proxy's access log) to fit --max-bytes, --older-than, hosted repos untouched, offline
+//! mirrors refused without --force.
 
 use crate::tools_util::*;
 use hexyard_tests::upstream::FakeUpstream;
@@ -22,7 +23,7 @@ fn size(env: &TestEnv, rel: &str) -> u64 {
 }
 
 #[test]
-fn evicts_least_recently_fetched_tarballs_until_the_size_fits() {
+fn evicts_least_recently_used_tarballs_until_the_size_fits() {
     let up = FakeUpstream::as_hexpm();
     let env = mirror_env(&up, &[]);
     let (code, out) = proxy_cmd(
@@ -47,19 +48,33 @@ fn evicts_least_recently_fetched_tarballs_until_the_size_fits() {
     age(&env, "tarballs/fx_core-0.2.0.tar", 3000);
     age(&env, "tarballs/fx_json-0.3.0.tar", 2000);
     age(&env, "tarballs/fx_alias-0.1.0.tar", 1000);
-    // Room for everything but the two oldest tarballs (minus one byte: both must go).
+    // A client uses the oldest one through the proxy: it becomes the most recently used.
+    let proxy = env.start_proxy();
+    let r = get(proxy.addr, "/repos/hexpm_mirror/tarballs/fx_opt-1.0.0.tar");
+    assert_eq!(r.status, 200);
+    let hits = up.total_hits();
+    // Room for everything but the two least recently used.
     let max =
-        total - size(&env, "tarballs/fx_opt-1.0.0.tar") - size(&env, "tarballs/fx_core-0.2.0.tar");
-    let max_s = (max + 1).to_string();
+        total - size(&env, "tarballs/fx_core-0.2.0.tar") - size(&env, "tarballs/fx_json-0.3.0.tar");
     let (code, out) = proxy_cmd(
         &env,
-        &["gc", "--mirror", M, "--max-bytes", &max_s, "--dry-run"],
+        &[
+            "gc",
+            "--mirror",
+            M,
+            "--max-bytes",
+            &max.to_string(),
+            "--dry-run",
+        ],
     );
     assert_eq!(code, 0, "{out}");
     assert!(out.contains("would evict 2 objects"), "{out}");
     assert_eq!(mirror_objects(&env).len(), 8, "dry run deleted something");
-    let max_s = (max - 1).to_string();
-    let (code, out) = proxy_cmd(&env, &["gc", "--mirror", M, "--max-bytes", &max_s]);
+    // One byte less: a third one must go.
+    let (code, out) = proxy_cmd(
+        &env,
+        &["gc", "--mirror", M, "--max-bytes", &(max - 1).to_string()],
+    );
     assert_eq!(code, 0, "{out}");
     let evicted: Vec<&str> = out
         .lines()
@@ -68,9 +83,9 @@ fn evicts_least_recently_fetched_tarballs_until_the_size_fits() {
     assert_eq!(
         evicted,
         [
-            "tarballs/fx_opt-1.0.0.tar",
             "tarballs/fx_core-0.2.0.tar",
-            "tarballs/fx_json-0.3.0.tar"
+            "tarballs/fx_json-0.3.0.tar",
+            "tarballs/fx_alias-0.1.0.tar",
         ],
         "{out}"
     );
@@ -81,25 +96,25 @@ fn evicts_least_recently_fetched_tarballs_until_the_size_fits() {
             "packages/fx_core",
             "packages/fx_json",
             "packages/fx_opt",
-            "tarballs/fx_alias-0.1.0.tar",
+            "tarballs/fx_opt-1.0.0.tar",
         ]
     );
+    assert_eq!(up.total_hits(), hits);
     // What is left is consistent (a mirror release not cached is no problem).
     let (code, out) = publisher_cmd(&env, &["verify", "--repo", M]);
     assert_eq!(code, 0, "{out}");
     assert!(out.contains("5 releases not cached"), "{out}");
-    // --older-than: fx_alias was "fetched" 1000 s ago.
-    let (code, out) = proxy_cmd(&env, &["gc", "--mirror", M, "--older-than", "30m"]);
-    assert_eq!(code, 0, "{out}");
-    assert!(out.contains("evicted 0 objects"), "{out}");
+    // --older-than: fx_opt was written 4000 s ago but used just now.
     let (code, out) = proxy_cmd(&env, &["gc", "--mirror", M, "--older-than", "10m"]);
     assert_eq!(code, 0, "{out}");
+    assert!(out.contains("evicted 0 objects"), "{out}");
+    let (code, out) = proxy_cmd(&env, &["gc", "--mirror", M, "--older-than", "0s"]);
+    assert_eq!(code, 0, "{out}");
     assert!(
-        out.contains("evicted repos/hexpm_mirror/tarballs/fx_alias-0.1.0.tar"),
+        out.contains("evicted repos/hexpm_mirror/tarballs/fx_opt-1.0.0.tar"),
         "{out}"
     );
     // Evicted objects come back on the next miss.
-    let proxy = env.start_proxy();
     let r = get(proxy.addr, "/repos/hexpm_mirror/tarballs/fx_core-0.2.0.tar");
     assert_eq!(r.status, 200);
     assert_eq!(

@@ -1,9 +1,10 @@
 //! `gc`: evict cached objects of a mirror, least recently used first, to fit `--max-bytes` or
 //! to drop what is `--older-than` a duration. Hosted repositories are never touched.
 //!
-//! "Recently used" is the object's last write time in the store (`last_modified`): the store
-//! keeps no access times, and a mirror writes an object when a client first asks for it, so
-//! this is "least recently fetched". Only tarballs and docs are evicted (they are the bulk and
+//! "Recently used" is the later of the object's last write time in the store (`last_modified`:
+//! a mirror writes an object when a client first asks for it) and its last access noted in
+//! the proxy's access log ([`super::access`], local stores only; with S3 the write time alone
+//! counts, i.e. "least recently fetched"). Only tarballs and docs are evicted (they are the bulk and
 //! are fetched again on the next miss); package files and `names`/`versions` stay, so nothing
 //! left behind is an orphan.
 //!
@@ -87,11 +88,16 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     Ok(Duration::from_secs(n.saturating_mul(mult)))
 }
 
-/// Runs gc.
+/// Runs gc. `store_root` is the root of a local store (whose access log orders eviction);
+/// `None` for other stores.
 ///
 /// # Errors
 /// [`GcError`].
-pub async fn gc(y: &Arc<Hexyard>, args: &GcArgs) -> Result<GcReport, GcError> {
+pub async fn gc(
+    y: &Arc<Hexyard>,
+    args: &GcArgs,
+    store_root: Option<&std::path::Path>,
+) -> Result<GcReport, GcError> {
     let m = mirror(y, &args.mirror)?;
     if args.max_bytes.is_none() && args.older_than.is_none() {
         return Err(GcError::NoCriterion);
@@ -104,15 +110,20 @@ pub async fn gc(y: &Arc<Hexyard>, args: &GcArgs) -> Result<GcReport, GcError> {
         .list(&KeyPrefix::repo(&m.name).map_err(StoreError::from)?)
         .await?;
     let before: u64 = all.iter().map(|e| e.size).sum();
-    let mut candidates: Vec<&ListEntry> = all
+    let accessed = store_root
+        .map(|root| super::access::read(root, &m.name))
+        .unwrap_or_default();
+    let used = |e: &ListEntry| {
+        accessed
+            .get(&e.key.path())
+            .map_or(e.last_modified, |t| (*t).max(e.last_modified))
+    };
+    let mut candidates: Vec<(SystemTime, &ListEntry)> = all
         .iter()
         .filter(|e| matches!(e.key, StorageKey::Tarball { .. } | StorageKey::Docs { .. }))
+        .map(|e| (used(e), e))
         .collect();
-    candidates.sort_by(|a, b| {
-        a.last_modified
-            .cmp(&b.last_modified)
-            .then_with(|| a.key.cmp(&b.key))
-    });
+    candidates.sort_by(|(ta, a), (tb, b)| ta.cmp(tb).then_with(|| a.key.cmp(&b.key)));
     let cutoff = args
         .older_than
         .and_then(|d| SystemTime::now().checked_sub(d));
@@ -121,9 +132,9 @@ pub async fn gc(y: &Arc<Hexyard>, args: &GcArgs) -> Result<GcReport, GcError> {
         before_bytes: before,
         ..GcReport::default()
     };
-    for e in candidates {
+    for (last_used, e) in candidates {
         let too_big = args.max_bytes.is_some_and(|max| total > max);
-        let too_old = cutoff.is_some_and(|c| e.last_modified < c);
+        let too_old = cutoff.is_some_and(|c| last_used < c);
         if !too_big && !too_old {
             if args.older_than.is_none() {
                 break; // sorted oldest first: the size fits from here on
