@@ -329,12 +329,19 @@ pub async fn import(y: &Arc<Hexyard>, args: &ImportArgs) -> Result<ImportReport,
     // Pass 2: write, in bundle order, re-reading (and re-checking) the file.
     let (tx, mut rx) = tokio::sync::mpsc::channel::<(String, Vec<u8>)>(2);
     let path = args.bundle.clone();
+    let verified = scanned.manifest.clone();
     let reader = tokio::task::spawn_blocking(move || {
         let file = std::fs::File::open(&path)?;
         bundle::read_bundle::<_, BundleError>(
             std::io::BufReader::new(file),
             &bundle_key,
-            |_, p, bytes| {
+            |manifest, p, bytes| {
+                // The file must still be the bundle that was verified.
+                if manifest != &verified {
+                    return Err(BundleError::BadManifest(
+                        "the bundle file changed during the import".into(),
+                    ));
+                }
                 tx.blocking_send((p.to_owned(), bytes))
                     .map_err(|_| BundleError::Io(std::io::Error::other("import stopped")))
             },
