@@ -354,3 +354,93 @@ fn an_import_killed_midway_completes_on_the_rerun() {
         assert_eq!(b.object(M, rel), a.object(M, rel), "{rel}");
     }
 }
+
+#[test]
+fn export_with_a_lock_takes_only_its_objects_and_needs_them_prefetched() {
+    let up = FakeUpstream::as_hexpm();
+    let (a, _, (private, public)) = exported(&up);
+    let out_path = a.dir.path().join("erl.tar").to_string_lossy().into_owned();
+    let args = [
+        "export",
+        "--mirror",
+        M,
+        "--out",
+        &out_path,
+        "--bundle-key",
+        &private,
+        "--lock",
+        &lock("rebar3_fx_erl.rebar.lock"),
+    ];
+    let (code, out) = proxy_cmd(&a, &args);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("4 objects"), "{out}");
+    let mut paths = Vec::new();
+    let pubkey =
+        hexyard_common::signing::VerifyingKey::from_pem(&std::fs::read_to_string(&public).unwrap())
+            .unwrap();
+    let manifest = bundle::read_bundle::<_, bundle::BundleError>(
+        std::fs::File::open(&out_path).unwrap(),
+        &pubkey,
+        |_, p, _| {
+            paths.push(p.to_owned());
+            Ok(())
+        },
+    )
+    .unwrap();
+    // Tarballs first, then package files.
+    assert_eq!(
+        paths,
+        [
+            "repos/hexpm_mirror/tarballs/fx_core-0.2.0.tar",
+            "repos/hexpm_mirror/tarballs/fx_erl-0.1.0.tar",
+            "repos/hexpm_mirror/packages/fx_core",
+            "repos/hexpm_mirror/packages/fx_erl",
+        ]
+    );
+    assert_eq!(
+        (manifest.mirror.as_str(), manifest.upstream.as_str()),
+        (M, "hexpm")
+    );
+    // fx_opt was never prefetched.
+    let (code, out) = proxy_cmd(
+        &a,
+        &[
+            "export",
+            "--mirror",
+            M,
+            "--out",
+            &out_path,
+            "--bundle-key",
+            &private,
+            "--lock",
+            &lock("rebar3_fx_json.rebar.lock"),
+        ],
+    );
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains(
+            "repos/hexpm_mirror/tarballs/fx_opt-1.0.0.tar is not in the store (run prefetch first)"
+        ),
+        "{out}"
+    );
+}
+
+#[test]
+fn a_bundle_for_another_upstream_is_refused() {
+    let up = FakeUpstream::as_hexpm();
+    let (_a, bundle_path, (_, public)) = exported(&up);
+    // Same mirror name, but its upstream signs as fixture_repo.
+    let c = TestEnv::new(EnvOptions {
+        extra_repos: mirror_yaml(M, &up, "fixture_repo", &["offline: true"]),
+        ..EnvOptions::default()
+    });
+    let (code, out) = proxy_cmd(&c, &["import", &bundle_path, "--bundle-key", &public]);
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains(
+            "holds files signed for \"hexpm\", mirror \"hexpm_mirror\" expects \"fixture_repo\""
+        ),
+        "{out}"
+    );
+    assert!(mirror_objects(&c).is_empty());
+}

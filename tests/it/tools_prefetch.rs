@@ -25,6 +25,11 @@ fn a_rebar_lock_fetches_exactly_its_releases_and_a_rerun_fetches_nothing() {
         out.contains("8 fetched, 0 already present, 0 skipped, 0 failed"),
         "{out}"
     );
+    // Not a terminal: one plain line per object.
+    assert!(
+        out.contains("prefetch: fetched repos/hexpm_mirror/tarballs/fx_opt-1.0.0.tar\n"),
+        "{out}"
+    );
     assert_eq!(
         mirror_objects(&env),
         [
