@@ -14,12 +14,16 @@
 //! - [`config`]: the deployment's YAML file, loaded and validated.
 //! - [`etf`]: the Erlang external term format of the API (`application/vnd.hex+erlang`).
 //! - [`metrics`]: Prometheus helpers.
+//! - [`lockfile`]: reading `mix.lock` and `rebar.lock` (the releases a build needs).
+//! - [`bundle`]: air-gap bundles (signed manifest + objects in one tar).
 //! - `testing` (feature `testing`): helpers and the storage conformance suite.
 
 pub mod auth;
+pub mod bundle;
 pub mod config;
 pub mod docs;
 pub mod etf;
+pub mod lockfile;
 pub mod logging;
 pub mod metrics;
 pub mod names;

@@ -8,6 +8,7 @@
 //! - [`service`]: the thin pingora `ProxyHttp` implementation.
 //! - [`supervisor`]: the publisher child (`publisher.spawn`).
 //! - [`metrics`]: the Prometheus metrics.
+//! - [`tools`]: operator subcommands on mirror objects (prefetch, export/import, gc).
 //!
 //! [`build_server`] turns a loaded config into a pingora `Server` with every service added;
 //! the caller runs it.
@@ -19,6 +20,7 @@ pub mod route;
 pub mod serve;
 pub mod service;
 pub mod supervisor;
+pub mod tools;
 pub mod upstream;
 
 use anyhow::Context;

@@ -192,6 +192,8 @@ pub struct Hexyard {
     pub revalidate_ms: u64,
     pub metrics: ProxyMetrics,
     pub tarball_limit: u64,
+    /// Where served mirror tarballs and docs are noted for `gc` (local stores only).
+    pub access: Option<crate::tools::access::AccessLog>,
     flights: Flights<Result<Loaded, Failure>>,
     closures: Flights<Arc<BTreeSet<String>>>,
 }
@@ -233,6 +235,8 @@ impl Hexyard {
             revalidate_ms: config.proxy.revalidate_ms,
             metrics,
             tarball_limit: config.publisher.limits.tarball_bytes.max(16 * 1024 * 1024),
+            access: (config.store.kind == hexyard_common::config::StoreKind::Local)
+                .then(|| crate::tools::access::AccessLog::new(&config.store.root)),
             flights: Flights::default(),
             closures: Flights::default(),
         })
@@ -269,7 +273,15 @@ impl Hexyard {
         let cache_control = key.cache_control(repo.public());
         let loaded = match repo {
             Repo::Hosted { .. } => self.load_stored(&key, true).await?,
-            Repo::Mirror(m) => self.serve_mirror(m, object, &key).await?,
+            Repo::Mirror(m) => {
+                let loaded = self.serve_mirror(m, object, &key).await?;
+                if let Some(log) = &self.access
+                    && key.is_immutable()
+                {
+                    log.record(&m.name, &key.path());
+                }
+                loaded
+            }
         };
         Ok(Served {
             loaded,

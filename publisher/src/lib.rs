@@ -7,6 +7,7 @@
 //! - [`rebuild`]: rebuilding indexes from stored tarballs, and importing tarballs.
 //! - [`auth`]: API keys and grants; [`error`], [`respond`], [`views`]: responses.
 //! - [`server`]: the hyper accept loop; [`metrics`]: Prometheus.
+//! - [`tools`]: operator subcommands (keygen, key new, verify).
 //!
 //! [`build`] turns a loaded [`Config`] into an [`App`] (loading or generating repo keys,
 //! writing `/public_key`, rebuilding missing indexes); [`run`] serves it on a bound listener.
@@ -22,6 +23,7 @@ pub mod rebuild;
 pub mod respond;
 pub mod routes;
 pub mod server;
+pub mod tools;
 pub mod views;
 
 use crate::app::App;

@@ -1,10 +1,13 @@
 //! `hexyard-publisher --config FILE`: the API process. Thin: CLI, config, logging, then the
-//! library's `build` and `run`.
+//! library's `build` and `run`. The operator subcommands on keys and integrity (`keygen`,
+//! `key new`, `verify`) live in [`hexyard_publisher::tools`].
+//!
+//! Exit codes: 0 ok; 1 failed or problems found; 2 usage or config error.
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use hexyard_common::config::Config;
-use hexyard_publisher::{app::App, metrics_server, rebuild};
+use hexyard_publisher::{app::App, metrics_server, rebuild, tools};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -13,12 +16,13 @@ use std::sync::Arc;
 #[command(
     name = "hexyard-publisher",
     version,
-    about = "hexyard's API: publish, revert, retire, docs"
+    about = "hexyard's API: publish, revert, retire, docs",
+    after_help = "Exit codes: 0 ok, 1 failed or problems found, 2 usage or config error."
 )]
 struct Cli {
     /// The deployment's YAML config (shared with hexyard-proxy).
-    #[arg(long, short = 'c', value_name = "FILE")]
-    config: PathBuf,
+    #[arg(long, short = 'c', value_name = "FILE", global = true)]
+    config: Option<PathBuf>,
     /// Validate the config and exit.
     #[arg(long)]
     check: bool,
@@ -41,20 +45,133 @@ enum Command {
         #[arg(long)]
         repo: String,
     },
+    /// Make a signing key: a hosted repo's (--repo R) or a bundle key (--bundle --out FILE).
+    #[command(
+        after_help = "Prints the public key fingerprint in the SHA256:... form that\n`mix hex.repo add NAME URL --fetch-public-key SHA256:...` checks.\nA repo key goes to the repo's configured private_key path; restart the publisher to\npublish its /public_key. A bundle key writes FILE (private) and FILE's stem + .pub.pem\n(public, for `hexyard-proxy import --bundle-key`)."
+    )]
+    Keygen {
+        /// The hosted repository whose key to make.
+        #[arg(
+            long,
+            value_name = "REPO",
+            required_unless_present = "bundle",
+            conflicts_with = "bundle"
+        )]
+        repo: Option<String>,
+        /// Make a bundle key instead (needs --out; no config needed).
+        #[arg(long, requires = "out")]
+        bundle: bool,
+        /// Where the bundle key goes.
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+        /// Overwrite an existing key (clients trusting the old key will reject the new one).
+        #[arg(long)]
+        force: bool,
+    },
+    /// API keys.
+    Key {
+        #[command(subcommand)]
+        command: KeyCommand,
+    },
+    /// Audit the store: registry signatures, tarball checksums, dangling references, orphans.
+    #[command(after_help = "Exits 1 when any problem is found; every problem names the object.")]
+    Verify {
+        /// Only this repository (default: every configured one).
+        #[arg(long, value_name = "REPO")]
+        repo: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
+enum KeyCommand {
+    /// Make a random API key; print it once, and the config entry (with only its SHA-256).
+    New {
+        /// The key's name (for logs).
+        #[arg(long)]
+        name: String,
+        /// A grant, REPO:read|write|admin; repeatable.
+        #[arg(long = "grant", value_name = "REPO:ACCESS", required = true)]
+        grants: Vec<String>,
+    },
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let config = match Config::load(&cli.config) {
+    if let Some(Command::Keygen {
+        bundle: true,
+        out: Some(out),
+        force,
+        ..
+    }) = &cli.command
+    {
+        return match tools::keys::keygen_bundle(out, *force) {
+            Ok(k) => {
+                print_new_key(&k);
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("hexyard-publisher: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
+    let Some(config_path) = cli.config else {
+        eprintln!("hexyard-publisher: --config FILE is required");
+        return ExitCode::from(2);
+    };
+    let config = match Config::load(&config_path) {
         Ok(c) => c,
         Err(e) => {
-            eprintln!("hexyard-publisher: {}: {e}", cli.config.display());
+            eprintln!("hexyard-publisher: {}: {e}", config_path.display());
             return ExitCode::from(2);
         }
     };
     if cli.check {
-        println!("{}: ok", cli.config.display());
+        println!("{}: ok", config_path.display());
         return ExitCode::SUCCESS;
+    }
+    match cli.command {
+        Some(Command::Keygen { repo, force, .. }) => {
+            let repo = repo.unwrap_or_default();
+            return match tools::keys::keygen_repo(&config, &repo, force) {
+                Ok(k) => {
+                    print_new_key(&k);
+                    println!("restart the publisher to serve the new /public_key of {repo}");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("hexyard-publisher: {e}");
+                    ExitCode::FAILURE
+                }
+            };
+        }
+        Some(Command::Key {
+            command: KeyCommand::New { name, grants },
+        }) => {
+            return match tools::keys::new_api_key(&config, &name, &grants) {
+                Ok(k) => {
+                    println!(
+                        "API key {name:?} (shown only now; store it safely):\n{}",
+                        k.key
+                    );
+                    println!(
+                        "\nAdd this entry under `keys:` in the config (it holds only the SHA-256):\n{}",
+                        k.yaml
+                    );
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("hexyard-publisher: {e}");
+                    ExitCode::from(2)
+                }
+            };
+        }
+        _ => {}
+    }
+    if let Some(Command::Verify { .. }) = &cli.command {
+        let mut log = config.log.clone();
+        log.level = "warn".to_owned();
+        hexyard_common::logging::init(&log);
     }
     hexyard_common::logging::init(&config.log);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -68,7 +185,8 @@ fn main() -> ExitCode {
         }
     };
     match runtime.block_on(run(cli.command.unwrap_or(Command::Serve), config)) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::FAILURE,
         Err(e) => {
             eprintln!("hexyard-publisher: {e:#}");
             ExitCode::FAILURE
@@ -85,7 +203,50 @@ fn hosted<'a>(
         .with_context(|| format!("no hosted repository named {repo:?} in the config"))
 }
 
-async fn run(command: Command, config: Config) -> anyhow::Result<()> {
+fn print_new_key(k: &tools::keys::NewKey) {
+    println!("private key: {}", k.private_path.display());
+    if let Some(p) = &k.public_path {
+        println!("public key: {}", p.display());
+    }
+    println!("fingerprint: {}", k.fingerprint);
+}
+
+/// Runs a command; `Ok(false)` when it found problems.
+async fn run(command: Command, config: Config) -> anyhow::Result<bool> {
+    if let Command::Verify { repo } = &command {
+        let store = hexyard_publisher::open_store(&config)?;
+        let audits = tools::verify::verify(&config, store.as_ref(), repo.as_deref()).await?;
+        let mut problems = 0;
+        for a in &audits {
+            for p in &a.problems {
+                println!("PROBLEM {}: {}", p.path, p.what);
+            }
+            problems += a.problems.len();
+            println!(
+                "verify {} ({}): {} registry files, {} tarballs, {} docs checked; {}{} problems",
+                a.repo,
+                a.kind,
+                a.registry_files,
+                a.tarballs,
+                a.docs,
+                if a.kind == "mirror" {
+                    format!("{} releases not cached; ", a.not_cached)
+                } else {
+                    String::new()
+                },
+                a.problems.len()
+            );
+        }
+        println!(
+            "{}",
+            if problems == 0 {
+                "verify: ok".to_owned()
+            } else {
+                format!("verify: {problems} problems")
+            }
+        );
+        return Ok(problems == 0);
+    }
     let app = hexyard_publisher::build(&config).await?;
     match command {
         Command::Serve => {
@@ -128,8 +289,9 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
                 report.skipped.len()
             );
         }
+        Command::Keygen { .. } | Command::Key { .. } | Command::Verify { .. } => {}
     }
-    Ok(())
+    Ok(true)
 }
 
 async fn shutdown_signal() {
