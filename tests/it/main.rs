@@ -14,3 +14,4 @@ mod publish_retire;
 mod publish_routes;
 mod publish_startup;
 mod rebar3;
+mod s3_flows;
