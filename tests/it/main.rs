@@ -15,3 +15,4 @@ mod publish_routes;
 mod publish_startup;
 mod rebar3;
 mod s3_flows;
+mod s3_startup;
