@@ -14,5 +14,7 @@ mod publish_retire;
 mod publish_routes;
 mod publish_startup;
 mod rebar3;
+mod s3_fault;
 mod s3_flows;
 mod s3_startup;
+mod scale_out;
