@@ -16,5 +16,6 @@ mod publish_startup;
 mod rebar3;
 mod s3_fault;
 mod s3_flows;
+mod s3_prod_config;
 mod s3_startup;
 mod scale_out;
