@@ -3,6 +3,9 @@
 //! fail with a 503 and a message. moto keeps nothing across a restart, so after it comes back
 //! (empty, bucket re-created) the check is that everything resumes: `/readyz` is 200 again and
 //! publishes work and are served.
+//!
+//! To check "nothing half-written" with the data kept, the second test puts a [`TcpGate`]
+//! between the processes and moto and cuts it exactly when a publish writes its package file.
 
 use hexyard_tests::*;
 use std::time::{Duration, Instant};
@@ -94,6 +97,58 @@ fn s3_outage_serves_from_memory_fails_writes_cleanly_and_resumes() {
     for rel in ["names", "versions", "packages/fx_core"] {
         let r = get(addr, &format!("/repos/{REPO}/{rel}"));
         assert_eq!(r.status, 200, "{rel}");
+        assert_eq!(r.body, env.object(REPO, rel).unwrap(), "{rel}");
+    }
+}
+
+#[test]
+fn s3_cut_mid_publish_leaves_nothing_an_index_names_and_resumes_with_the_data() {
+    let env = TestEnv::new(EnvOptions {
+        store: StoreBackend::S3,
+        ..EnvOptions::default()
+    });
+    // The processes reach moto through a gate that can cut them off while moto keeps its data.
+    let moto = env.moto.as_ref().unwrap();
+    let gate = TcpGate::start(([127, 0, 0, 1], moto.port()).into());
+    let path = env.config_variant("gated", |t| t.replace(&moto.endpoint(), &gate.url()));
+    std::fs::copy(path, &env.config_path).unwrap();
+    let _publisher = env.start_publisher();
+    let proxy = env.start_proxy();
+    let addr = proxy.addr;
+    let r = publish_fixture_at(addr, "/api", "fx_core-0.1.0");
+    assert_eq!(r.status, 201, "{}", body_text(&r));
+    let before = env.snapshot();
+
+    // The connection dies exactly when the publisher writes the package file, after the
+    // tarball: the publish fails with a 503 and no index file changed.
+    gate.cut_on("PUT /hexyard-test/repos/fixture_repo/packages/fx_core?");
+    let r = publish_fixture_at(addr, "/api", "fx_core-0.2.0");
+    assert_error(
+        &r,
+        503,
+        "storage unavailable: S3 PutObject repos/fixture_repo/packages/fx_core ",
+    );
+    assert!(!gate.is_up());
+    assert_eq!(get(addr, "/readyz").status, 503);
+    let mut after = env.snapshot();
+    assert_eq!(
+        after.remove("fixture_repo/tarballs/fx_core-0.2.0.tar"),
+        Some(fixture("publish/fx_core-0.2.0.tar")),
+        "the tarball (written first) is the only new object"
+    );
+    assert_eq!(after, before);
+
+    // Back: ready again, and the same publish completes over the orphan tarball.
+    gate.set_up(true);
+    assert_eq!(get(addr, "/readyz").status, 200);
+    let r = publish_fixture_at(addr, "/api", "fx_core-0.2.0");
+    assert_eq!(r.status, 201, "{}", body_text(&r));
+    assert_eq!(
+        env.versions_of(REPO, "fx_core").unwrap().versions,
+        ["0.1.0", "0.2.0"]
+    );
+    for rel in ["names", "versions", "packages/fx_core"] {
+        let r = get(addr, &format!("/repos/{REPO}/{rel}"));
         assert_eq!(r.body, env.object(REPO, rel).unwrap(), "{rel}");
     }
 }

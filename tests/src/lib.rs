@@ -888,3 +888,139 @@ pub fn rebar3_run(project: &Path, home: &Path, args: &[&str]) -> (bool, String) 
     text.push_str(&String::from_utf8_lossy(&out.stderr));
     (out.status.success(), text)
 }
+
+// ---------------------------------------------------------------------------------------------
+// A TCP gate in front of a server, to cut it off without stopping it.
+
+/// A TCP forwarder on a loopback port in front of `target`. While up it forwards every
+/// connection; [`TcpGate::set_up`]`(false)` cuts every open connection and closes new ones at
+/// once, as if the server were gone, while the server keeps its state. [`TcpGate::cut_on`]
+/// arms a trigger: the first client chunk containing the given bytes is not forwarded and
+/// takes the gate down (a fault at an exact request).
+pub struct TcpGate {
+    pub addr: SocketAddr,
+    state: std::sync::Arc<GateState>,
+}
+
+struct GateState {
+    up: std::sync::atomic::AtomicBool,
+    conns: std::sync::Mutex<Vec<TcpStream>>,
+    trigger: std::sync::Mutex<Option<Vec<u8>>>,
+}
+
+impl GateState {
+    fn cut(&self) {
+        self.up.store(false, std::sync::atomic::Ordering::SeqCst);
+        let conns = std::mem::take(&mut *self.conns.lock().unwrap_or_else(|p| p.into_inner()));
+        for c in conns {
+            let _ = c.shutdown(std::net::Shutdown::Both);
+        }
+    }
+
+    fn is_up(&self) -> bool {
+        self.up.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+impl TcpGate {
+    /// Starts forwarding `127.0.0.1:<free port>` to `target`.
+    pub fn start(target: SocketAddr) -> TcpGate {
+        let listener =
+            TcpListener::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("gate bind: {e}"));
+        let addr = listener
+            .local_addr()
+            .unwrap_or_else(|e| panic!("gate addr: {e}"));
+        let state = std::sync::Arc::new(GateState {
+            up: std::sync::atomic::AtomicBool::new(true),
+            conns: std::sync::Mutex::new(Vec::new()),
+            trigger: std::sync::Mutex::new(None),
+        });
+        let st = state.clone();
+        std::thread::spawn(move || {
+            for client in listener.incoming() {
+                let Ok(client) = client else { return };
+                if !st.is_up() {
+                    continue; // dropped: closed at once
+                }
+                let Ok(server) = TcpStream::connect(target) else {
+                    continue;
+                };
+                {
+                    let mut conns = st.conns.lock().unwrap_or_else(|p| p.into_inner());
+                    for s in [&client, &server] {
+                        if let Ok(c) = s.try_clone() {
+                            conns.push(c);
+                        }
+                    }
+                }
+                let (Ok(c2), Ok(s2)) = (client.try_clone(), server.try_clone()) else {
+                    continue;
+                };
+                let up = st.clone();
+                std::thread::spawn(move || gate_copy(client, server, Some(&up)));
+                std::thread::spawn(move || gate_copy(s2, c2, None));
+            }
+        });
+        TcpGate { addr, state }
+    }
+
+    /// `http://<addr>`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Opens (`true`) or cuts (`false`) the gate.
+    pub fn set_up(&self, up: bool) {
+        if up {
+            self.state
+                .up
+                .store(true, std::sync::atomic::Ordering::SeqCst);
+        } else {
+            self.state.cut();
+        }
+    }
+
+    /// Whether the gate is open.
+    pub fn is_up(&self) -> bool {
+        self.state.is_up()
+    }
+
+    /// Arms the trigger: the next client chunk containing `needle` is dropped and cuts the gate.
+    pub fn cut_on(&self, needle: &str) {
+        *self.state.trigger.lock().unwrap_or_else(|p| p.into_inner()) =
+            Some(needle.as_bytes().to_vec());
+    }
+}
+
+/// Copies `from` to `to` until EOF; with `gate`, checks each chunk against the trigger first.
+fn gate_copy(mut from: TcpStream, mut to: TcpStream, gate: Option<&std::sync::Arc<GateState>>) {
+    use std::io::{Read, Write};
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let n = match from.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        let chunk = buf.get(..n).unwrap_or_default();
+        if let Some(g) = gate {
+            let mut trigger = g.trigger.lock().unwrap_or_else(|p| p.into_inner());
+            let hit = trigger
+                .as_ref()
+                .is_some_and(|t| chunk.windows(t.len()).any(|w| w == t.as_slice()));
+            if hit {
+                *trigger = None;
+                drop(trigger);
+                g.cut();
+                break;
+            }
+            if !g.is_up() {
+                break;
+            }
+        }
+        if to.write_all(chunk).is_err() {
+            break;
+        }
+    }
+    let _ = to.shutdown(std::net::Shutdown::Both);
+    let _ = from.shutdown(std::net::Shutdown::Both);
+}
