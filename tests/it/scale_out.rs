@@ -133,6 +133,7 @@ fn two_publishers_and_two_proxies_share_one_bucket() {
         );
         std::thread::sleep(Duration::from_millis(20));
     };
+    eprintln!("proxy B served the release published through A after {seen:?}");
     // The interval, plus one HEAD and one GET to moto on a loaded machine.
     assert!(
         seen <= REVALIDATE + Duration::from_millis(750),
