@@ -6,13 +6,20 @@
 //! then publish N new releases sequentially and print p50/p99/max.
 //!
 //! `cargo bench -p hexyard-benches --bench publish` (`BENCH_PUBLISHES=N` to change N,
-//! `BENCH_SIZES=100,1000` to choose sizes).
+//! `BENCH_SIZES=100,1000` to choose sizes, `BENCH_STORE=s3` to run on an S3 bucket of a moto
+//! server started for the run instead of a local directory, `BENCH_STORE=both` for both).
+//!
+//! On S3 the tarballs are pre-filled with `PutObject` (16 at a time), and the requests the
+//! timed publishes send are counted from moto's request log, per method and object kind
+//! (`names`, `versions`, `packages`, `tarballs`), and printed per publish.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use hexyard_benches::{ms, package_name, percentile, prefill, tarball};
 use hexyard_common::config::Config;
-use hexyard_common::storage::{LocalStore, Store};
+use hexyard_common::storage::{LocalStore, PutMode, S3Store, StorageKey, Store};
+use hexyard_common::testing::s3::MotoServer;
 use hexyard_tests::http::Request;
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -52,20 +59,83 @@ repos:
     Config::from_yaml_str(&yaml, dir).unwrap()
 }
 
-fn run(packages: usize, publishes: usize) {
-    let dir = tempfile::tempdir().unwrap();
-    let config = config(dir.path());
-    let root = config.store.root.clone();
-    let t = Instant::now();
-    prefill(&root, REPO, packages, RELEASES_PER_PACKAGE).unwrap();
-    let fill = t.elapsed();
+/// Writes the same tarballs as [`prefill`] into `store` (16 concurrent puts).
+async fn prefill_store(store: Arc<dyn Store>, packages: usize) {
+    let mut jobs = Vec::new();
+    for i in 0..packages {
+        for r in 0..RELEASES_PER_PACKAGE {
+            jobs.push((package_name(i), format!("1.{r}.0")));
+        }
+    }
+    let mut set = tokio::task::JoinSet::new();
+    for (name, version) in jobs {
+        if set.len() >= 16 {
+            set.join_next().await.unwrap().unwrap();
+        }
+        let store = store.clone();
+        set.spawn(async move {
+            let body = tarball(&name, &version).unwrap();
+            let key = StorageKey::tarball(REPO, &name, &version).unwrap();
+            store
+                .put(&key, body.into(), PutMode::CreateOnly)
+                .await
+                .unwrap();
+        });
+    }
+    while let Some(r) = set.join_next().await {
+        r.unwrap();
+    }
+}
 
+/// Requests in moto's log lines, per `METHOD kind` (kind: the first component after
+/// `repos/<repo>/`).
+fn count_requests(log: &str) -> BTreeMap<String, usize> {
+    let mut out = BTreeMap::new();
+    for line in log.lines() {
+        let Some(req) = line.split('"').nth(1) else {
+            continue;
+        };
+        let mut parts = req.split(' ');
+        let (Some(method), Some(path)) = (parts.next(), parts.next()) else {
+            continue;
+        };
+        let path = path.split('?').next().unwrap_or(path);
+        let kind = path
+            .split_once(&format!("/repos/{REPO}/"))
+            .map(|(_, rest)| rest.split('/').next().unwrap_or(rest).to_owned())
+            .unwrap_or_else(|| "other".to_owned());
+        *out.entry(format!("{method} {kind}")).or_default() += 1;
+    }
+    out
+}
+
+fn run(packages: usize, publishes: usize, s3: bool) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = config(dir.path());
+    let root = config.store.root.clone();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .unwrap();
-    let store: Arc<dyn Store> = Arc::new(LocalStore::new(&root).unwrap());
+    let moto = s3.then(MotoServer::start);
+    let t = Instant::now();
+    let store: Arc<dyn Store> = match &moto {
+        None => {
+            prefill(&root, REPO, packages, RELEASES_PER_PACKAGE).unwrap();
+            Arc::new(LocalStore::new(&root).unwrap())
+        }
+        Some(moto) => {
+            rt.block_on(moto.create_bucket("hexyard-bench"));
+            let s3 = moto.s3_config("hexyard-bench", "");
+            config.store.kind = hexyard_common::config::StoreKind::S3;
+            config.store.s3 = Some(s3.clone());
+            let store: Arc<dyn Store> = Arc::new(S3Store::new(&s3).unwrap());
+            rt.block_on(prefill_store(store.clone(), packages));
+            store
+        }
+    };
+    let fill = t.elapsed();
     let t = Instant::now();
     let app = rt
         .block_on(hexyard_publisher::build_with_store(&config, store))
@@ -98,6 +168,7 @@ fn run(packages: usize, publishes: usize) {
         })
         .collect();
     let mut samples = Vec::with_capacity(publishes);
+    let log_start = moto.as_ref().map_or(0, |m| m.log_text().len());
     for (name, body) in bodies {
         let req = Request::new(
             "POST",
@@ -110,12 +181,16 @@ fn run(packages: usize, publishes: usize) {
         samples.push(t.elapsed());
         assert_eq!(r.status, 201, "{:?}", String::from_utf8_lossy(&r.body));
     }
+    let requests = moto
+        .as_ref()
+        .map(|m| count_requests(m.log_text().get(log_start..).unwrap_or_default()));
     let _ = stop.send(());
     rt.block_on(server).unwrap().unwrap();
 
     println!(
-        "{packages:>6} packages ({:>6} releases): publish p50 {} p99 {} max {} (n={publishes}); \
-         fill {} start-up (index rebuild) {} full rebuild {}",
+        "{:>5} {packages:>6} packages ({:>6} releases): publish p50 {} p99 {} max {} \
+         (n={publishes}); fill {} start-up (index rebuild) {} full rebuild {}",
+        if s3 { "s3" } else { "local" },
         packages * RELEASES_PER_PACKAGE,
         ms(percentile(&samples, 50.0)),
         ms(percentile(&samples, 99.0)),
@@ -124,6 +199,16 @@ fn run(packages: usize, publishes: usize) {
         ms(startup),
         ms(rebuild),
     );
+    if let Some(requests) = requests {
+        let total: usize = requests.values().sum();
+        println!(
+            "      S3 requests per publish: {:.2} in all",
+            total as f64 / publishes as f64
+        );
+        for (what, n) in requests {
+            println!("        {what:<22} {:.2}", n as f64 / publishes as f64);
+        }
+    }
 }
 
 fn main() {
@@ -143,7 +228,15 @@ fn main() {
                 vec![100, 1_000, 10_000]
             }
         });
+    let store = std::env::var("BENCH_STORE").unwrap_or_else(|_| "local".to_owned());
+    let backends: &[bool] = match store.as_str() {
+        "s3" => &[true],
+        "both" => &[false, true],
+        _ => &[false],
+    };
     for packages in sizes {
-        run(packages, publishes);
+        for &s3 in backends {
+            run(packages, publishes, s3);
+        }
     }
 }

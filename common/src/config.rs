@@ -383,6 +383,11 @@ pub struct PublisherConfig {
     pub limits: LimitsConfig,
     /// Default replace/revert window for hosted repositories. Default 3600 s.
     pub replace_window_secs: ReplaceWindow,
+    /// Whether several publisher processes may write to the store at once. With `store.kind:
+    /// s3` the publisher then refuses to start when the bucket ignores conditional writes
+    /// (`If-None-Match`/`If-Match`), because concurrent index updates could be lost. Set it to
+    /// `false` only when exactly one publisher runs. Default `true`.
+    pub multi_writer: bool,
 }
 
 impl Default for PublisherConfig {
@@ -392,6 +397,7 @@ impl Default for PublisherConfig {
             spawn: false,
             limits: LimitsConfig::default(),
             replace_window_secs: ReplaceWindow::Secs(3600),
+            multi_writer: true,
         }
     }
 }

@@ -242,8 +242,9 @@ impl Hexyard {
         })
     }
 
-    /// Whether the store answers.
-    pub async fn ready(&self) -> Result<(), String> {
+    /// Whether the store answers (one `HEAD` of the first repository's `names`). `Ok` carries
+    /// the store's description for `/readyz`; `Err` the description and the failure.
+    pub async fn ready(&self) -> Result<String, String> {
         let repo = self
             .repos
             .keys()
@@ -251,11 +252,11 @@ impl Hexyard {
             .cloned()
             .unwrap_or_else(|| "hexyard".to_owned());
         let key = StorageKey::names(&repo).map_err(|e| e.to_string())?;
-        self.store
-            .head(&key)
-            .await
-            .map(|_| ())
-            .map_err(|e| e.to_string())
+        let store = self.store.describe();
+        match self.store.head(&key).await {
+            Ok(_) => Ok(store),
+            Err(e) => Err(format!("{store}: {e}")),
+        }
     }
 
     /// Serves `object` of `repo` (access already checked).

@@ -249,7 +249,9 @@ impl ProxyHttp for HexProxy {
             }
             Route::Healthz => respond_text(session, 200, "ok", ctx).await,
             Route::Readyz => match self.y.ready().await {
-                Ok(()) => respond_text(session, 200, "ready", ctx).await,
+                Ok(store) => {
+                    respond_text(session, 200, &format!("ready: store {store}"), ctx).await
+                }
                 Err(e) => {
                     ctx.outcome = Outcome::StoreError;
                     respond_text(

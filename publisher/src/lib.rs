@@ -30,11 +30,11 @@ use crate::app::App;
 use crate::auth::{Access, Authenticator};
 use crate::index::HostedRepo;
 use anyhow::Context;
-use hexyard_common::config::{Config, RepoConfig};
+use hexyard_common::config::{Config, RepoConfig, StoreKind};
 use hexyard_common::docs::DocsLimits;
 use hexyard_common::names::NameRules;
 use hexyard_common::signing::SigningKey;
-use hexyard_common::storage::{PutMode, StorageKey, Store};
+use hexyard_common::storage::{PutMode, S3Store, StorageKey, Store};
 use hexyard_common::tarball::TarballLimits;
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -113,11 +113,84 @@ pub fn write_private_key(path: &Path, key: &SigningKey, force: bool) -> anyhow::
     Ok(())
 }
 
-/// Builds the publisher's state from the config: opens the store, loads (or generates) each
+/// Why the publisher refuses to start on a store.
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    /// The bucket ignores conditional writes and `publisher.multi_writer` is `true`.
+    #[error(
+        "refusing to start: the store {store} ignores conditional writes (If-None-Match/If-Match \
+         on PutObject), so two publishers writing at once could lose index updates; \
+         publisher.multi_writer is true. Use a store that honours them (AWS S3, MinIO, Ceph RGW), \
+         or set publisher.multi_writer: false and run exactly one publisher"
+    )]
+    NoConditionalWrites {
+        /// [`Store::describe`] of the store.
+        store: String,
+    },
+    /// The conditional-write probe could not run (the store is unreachable or refused it).
+    #[error("cannot probe the store {store} for conditional writes: {source}")]
+    Probe {
+        /// [`Store::describe`] of the store.
+        store: String,
+        /// What the store answered.
+        source: hexyard_common::storage::StoreError,
+    },
+}
+
+/// Whether this publisher may start, given the result of the conditional-write probe of the
+/// store (`probe`, e.g. [`S3Store::supports_conditional_writes`]) and
+/// `publisher.multi_writer`. A single writer (`multi_writer: false`) starts on a store without
+/// conditional writes, with a warning.
+///
+/// # Errors
+/// [`StartupError::NoConditionalWrites`] when the store ignores conditions and several
+/// writers may run; [`StartupError::Probe`] when the probe failed.
+///
+/// [`S3Store::supports_conditional_writes`]: hexyard_common::storage::S3Store::supports_conditional_writes
+pub async fn check_conditional_writes(
+    multi_writer: bool,
+    store: &str,
+    probe: impl Future<Output = Result<bool, hexyard_common::storage::StoreError>>,
+) -> Result<(), StartupError> {
+    let supported = probe.await.map_err(|source| StartupError::Probe {
+        store: store.to_owned(),
+        source,
+    })?;
+    match (supported, multi_writer) {
+        (true, _) => Ok(()),
+        (false, true) => Err(StartupError::NoConditionalWrites {
+            store: store.to_owned(),
+        }),
+        (false, false) => {
+            tracing::warn!(%store, "the store ignores conditional writes; running as the only \
+                publisher (publisher.multi_writer: false): never start a second one");
+            Ok(())
+        }
+    }
+}
+
+/// Builds the publisher's state from the config: opens the store (with `store.kind: s3`, probes
+/// it for conditional writes, see [`check_conditional_writes`]), loads (or generates) each
 /// hosted repo's key, writes its `/public_key`, and rebuilds indexes that are missing while
 /// tarballs exist.
+///
+/// # Errors
+/// The store cannot be opened or refuses the start ([`StartupError`]), a key cannot be read, or
+/// the store fails while preparing the repositories.
 pub async fn build(config: &Config) -> anyhow::Result<Arc<App>> {
-    let store = open_store(config)?;
+    let store = match (&config.store.kind, &config.store.s3) {
+        (StoreKind::S3, Some(s3)) => {
+            let s3 = S3Store::new(s3).context("opening the S3 store")?;
+            check_conditional_writes(
+                config.publisher.multi_writer,
+                &s3.describe(),
+                s3.supports_conditional_writes(),
+            )
+            .await?;
+            Arc::new(s3) as Arc<dyn Store>
+        }
+        _ => open_store(config)?,
+    };
     build_with_store(config, store).await
 }
 
@@ -200,4 +273,57 @@ pub async fn run(
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
     server::serve(listener, app, shutdown, Duration::from_secs(30)).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hexyard_common::storage::StoreError;
+
+    #[tokio::test]
+    async fn a_store_without_conditional_writes_refuses_several_writers() {
+        let err = check_conditional_writes(true, "s3://b/ (x)", async { Ok(false) })
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&err, StartupError::NoConditionalWrites { store } if store == "s3://b/ (x)"),
+            "{err:?}"
+        );
+        let text = err.to_string();
+        assert!(
+            text.starts_with("refusing to start: the store s3://b/ (x) ignores conditional writes"),
+            "{text}"
+        );
+        assert!(text.contains("publisher.multi_writer: false"), "{text}");
+    }
+
+    #[tokio::test]
+    async fn a_single_writer_or_a_conditional_store_starts() {
+        check_conditional_writes(false, "s", async { Ok(false) })
+            .await
+            .unwrap();
+        check_conditional_writes(true, "s", async { Ok(true) })
+            .await
+            .unwrap();
+        check_conditional_writes(false, "s", async { Ok(true) })
+            .await
+            .unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_failed_probe_is_reported() {
+        let err = check_conditional_writes(true, "s", async {
+            Err(StoreError::Unavailable("down".to_owned()))
+        })
+        .await
+        .unwrap_err();
+        assert!(
+            matches!(&err, StartupError::Probe { source: StoreError::Unavailable(m), .. } if m == "down"),
+            "{err:?}"
+        );
+        assert_eq!(
+            err.to_string(),
+            "cannot probe the store s for conditional writes: storage unavailable: down"
+        );
+    }
 }

@@ -86,6 +86,10 @@ pub struct TestEnv {
     pub config_path: PathBuf,
     pub publisher_addr: SocketAddr,
     pub proxy_addr: SocketAddr,
+    /// The S3 server of a [`StoreBackend::S3`] deployment.
+    pub moto: Option<MotoServer>,
+    /// Environment variables given to every process started for this env.
+    pub process_env: Vec<(String, String)>,
 }
 
 /// Options of a test deployment.
@@ -101,6 +105,60 @@ pub struct EnvOptions {
     pub limits: String,
     /// `default_repo`.
     pub default_repo: Option<String>,
+    /// The store the deployment uses.
+    pub store: StoreBackend,
+}
+
+/// The store of a test deployment.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum StoreBackend {
+    /// `store.kind: local` in the env's temp dir.
+    #[default]
+    Local,
+    /// `store.kind: s3`: a [`MotoServer`] started for the env, with its own bucket
+    /// ([`S3_BUCKET`]); credentials reach the processes through the environment variables
+    /// [`S3_KEY_ID_ENV`] and [`S3_SECRET_ENV`] (set on the spawned processes only).
+    S3,
+}
+
+/// The bucket of an S3 test deployment (each deployment has its own moto server).
+pub const S3_BUCKET: &str = "hexyard-test";
+/// The variable naming the access key id in S3 test configs.
+pub const S3_KEY_ID_ENV: &str = "HEXYARD_TEST_S3_ACCESS_KEY_ID";
+/// The variable naming the secret access key in S3 test configs.
+pub const S3_SECRET_ENV: &str = "HEXYARD_TEST_S3_SECRET_ACCESS_KEY";
+
+pub use hexyard_common::testing::s3::MotoServer;
+
+/// The `store:` section (top level) for `bucket` at `endpoint`, credentials from
+/// [`S3_KEY_ID_ENV`]/[`S3_SECRET_ENV`].
+pub fn s3_store_yaml(endpoint: &str, bucket: &str) -> String {
+    format!(
+        "store:\n  kind: s3\n  s3:\n    bucket: {bucket}\n    region: us-east-1\n    endpoint: \"{endpoint}\"\n    force_path_style: true\n    access_key_id_env: {S3_KEY_ID_ENV}\n    secret_access_key_env: {S3_SECRET_ENV}\n"
+    )
+}
+
+/// The environment a process needs for S3 test configs.
+pub fn s3_env() -> Vec<(String, String)> {
+    vec![
+        (
+            S3_KEY_ID_ENV.to_owned(),
+            hexyard_common::testing::s3::ACCESS_KEY_ID.to_owned(),
+        ),
+        (
+            S3_SECRET_ENV.to_owned(),
+            hexyard_common::testing::s3::SECRET_ACCESS_KEY.to_owned(),
+        ),
+    ]
+}
+
+/// Runs `f` to completion on a fresh current-thread runtime (for the async S3 client).
+pub fn block_on<F: std::future::Future>(f: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap_or_else(|e| panic!("runtime: {e}"))
+        .block_on(f)
 }
 
 impl Default for EnvOptions {
@@ -111,6 +169,7 @@ impl Default for EnvOptions {
             public: true,
             limits: "{}".into(),
             default_repo: Some("fixture_repo".into()),
+            store: StoreBackend::Local,
         }
     }
 }
@@ -130,6 +189,19 @@ impl TestEnv {
             .as_deref()
             .map(|r| format!("default_repo: {r}\n"))
             .unwrap_or_default();
+        let (moto, store, process_env) = match opts.store {
+            StoreBackend::Local => (
+                None,
+                "store:\n  kind: local\n  root: ./data\n".to_owned(),
+                vec![],
+            ),
+            StoreBackend::S3 => {
+                let moto = MotoServer::start();
+                block_on(moto.create_bucket(S3_BUCKET));
+                let yaml = s3_store_yaml(&moto.endpoint(), S3_BUCKET);
+                (Some(moto), yaml, s3_env())
+            }
+        };
         let yaml = format!(
             r#"public_url: http://{proxy_addr}
 {default_repo}proxy:
@@ -140,10 +212,7 @@ publisher:
   replace_window_secs: {window}
   limits: {limits}
 metrics: {{listen: null}}
-store:
-  kind: local
-  root: ./data
-keys:
+{store}keys:
   - name: writer
     sha256: {w}
     grants: [{{repo: fixture_repo, access: write}}]
@@ -181,6 +250,8 @@ repos:
             config_path,
             publisher_addr,
             proxy_addr,
+            moto,
+            process_env,
         }
     }
 
@@ -194,9 +265,59 @@ repos:
         self.store_root().join("repos").join(repo).join(rel)
     }
 
-    /// A stored object's bytes, if it exists.
+    /// A stored object's bytes, if it exists: read from disk, or with a raw SDK `GetObject`
+    /// of `repos/<repo>/<rel>` on S3 (panics when moto fails otherwise than with a 404).
     pub fn object(&self, repo: &str, rel: &str) -> Option<Vec<u8>> {
-        std::fs::read(self.object_path(repo, rel)).ok()
+        match &self.moto {
+            None => std::fs::read(self.object_path(repo, rel)).ok(),
+            Some(moto) => s3_get(moto, S3_BUCKET, &format!("repos/{repo}/{rel}")),
+        }
+    }
+
+    /// The `Content-Type` and `Cache-Control` an S3 object was stored with (raw `HeadObject`);
+    /// `None` when it does not exist. Panics on a local deployment.
+    pub fn s3_object_headers(&self, repo: &str, rel: &str) -> Option<(String, String)> {
+        let moto = self
+            .moto
+            .as_ref()
+            .unwrap_or_else(|| panic!("not an S3 deployment"));
+        let key = format!("repos/{repo}/{rel}");
+        block_on(async {
+            match moto
+                .client()
+                .head_object()
+                .bucket(S3_BUCKET)
+                .key(&key)
+                .send()
+                .await
+            {
+                Ok(out) => Some((
+                    out.content_type().unwrap_or_default().to_owned(),
+                    out.cache_control().unwrap_or_default().to_owned(),
+                )),
+                Err(e) if e.raw_response().map(|r| r.status().as_u16()) == Some(404) => None,
+                Err(e) => panic!("HeadObject {key}: {e:?}"),
+            }
+        })
+    }
+
+    /// Stops the S3 server (SIGKILL). Panics on a local deployment.
+    pub fn s3_stop(&mut self) {
+        self.moto
+            .as_mut()
+            .unwrap_or_else(|| panic!("not an S3 deployment"))
+            .stop();
+    }
+
+    /// Starts the S3 server again on the same port and creates the bucket again: moto keeps
+    /// nothing across a restart, so the store is empty afterwards.
+    pub fn s3_restart(&mut self) {
+        let moto = self
+            .moto
+            .as_mut()
+            .unwrap_or_else(|| panic!("not an S3 deployment"));
+        moto.restart();
+        block_on(moto.create_bucket(S3_BUCKET));
     }
 
     /// The public key a repo serves (as written to the store).
@@ -211,6 +332,9 @@ repos:
     /// Every stored object (path relative to the store root => bytes), for "nothing changed"
     /// assertions. Lock and temp files are not objects.
     pub fn snapshot(&self) -> std::collections::BTreeMap<String, Vec<u8>> {
+        if let Some(moto) = &self.moto {
+            return s3_snapshot(moto, S3_BUCKET, "repos/");
+        }
         let mut out = std::collections::BTreeMap::new();
         let root = self.store_root().join("repos");
         let mut stack = vec![root.clone()];
@@ -237,17 +361,41 @@ repos:
 
     /// Starts a publisher process on this env's config (on `addr`, default the configured one).
     pub fn start_publisher(&self) -> Process {
-        Process::start(
-            "hexyard-publisher",
-            &self.config_path,
-            self.publisher_addr,
-            &[],
-        )
+        self.start_with("hexyard-publisher", &self.config_path, self.publisher_addr)
     }
 
     /// Starts a proxy process (it forwards `/api` to the publisher at `publisher_addr`).
     pub fn start_proxy(&self) -> Process {
-        Process::start("hexyard-proxy", &self.config_path, self.proxy_addr, &[])
+        self.start_with("hexyard-proxy", &self.config_path, self.proxy_addr)
+    }
+
+    /// Starts binary `name` on `config`, listening on `addr`, with [`TestEnv::process_env`].
+    pub fn start_with(&self, name: &str, config: &Path, addr: SocketAddr) -> Process {
+        Process::start_with_env(name, config, addr, &[], &self.process_env)
+    }
+
+    /// Writes a copy of the config with `edit` applied, as `hexyard-<tag>.yaml`; returns its path.
+    pub fn config_variant(&self, tag: &str, edit: impl FnOnce(String) -> String) -> PathBuf {
+        let text = std::fs::read_to_string(&self.config_path).unwrap_or_default();
+        let path = self.dir.path().join(format!("hexyard-{tag}.yaml"));
+        std::fs::write(&path, edit(text)).unwrap_or_else(|e| panic!("{e}"));
+        path
+    }
+
+    /// Starts another proxy on the same store, on its own port, forwarding `/api` to the
+    /// publisher at `publisher`.
+    pub fn start_proxy_for(&self, publisher: SocketAddr) -> Process {
+        let port = free_port();
+        let addr: SocketAddr = format!("127.0.0.1:{port}")
+            .parse()
+            .unwrap_or_else(|e| panic!("{e}"));
+        let path = self.config_variant(&format!("proxy-{port}"), |text| {
+            text.replace(
+                &format!("proxy:\n  listen: {}\n", self.proxy_addr),
+                &format!("proxy:\n  listen: {addr}\n  publisher_url: http://{publisher}\n"),
+            )
+        });
+        self.start_with("hexyard-proxy", &path, addr)
     }
 
     /// Starts another publisher on the same store, on its own port.
@@ -263,7 +411,7 @@ repos:
         let addr = format!("127.0.0.1:{port}")
             .parse()
             .unwrap_or_else(|e| panic!("{e}"));
-        Process::start("hexyard-publisher", &path, addr, &[])
+        self.start_with("hexyard-publisher", &path, addr)
     }
 
     /// Runs a publisher subcommand to completion: (exit success, stdout + stderr).
@@ -272,6 +420,7 @@ repos:
             .arg("--config")
             .arg(&self.config_path)
             .args(args)
+            .envs(self.process_env.iter().map(|(k, v)| (k, v)))
             .output()
             .unwrap_or_else(|e| panic!("running hexyard-publisher: {e}"));
         let mut text = String::from_utf8_lossy(&out.stdout).into_owned();
@@ -290,6 +439,31 @@ pub struct Process {
 impl Process {
     /// Starts `bin --config FILE ARGS..` and waits until `addr` accepts connections.
     pub fn start(name: &str, config: &Path, addr: SocketAddr, args: &[&str]) -> Process {
+        Process::start_with_env(name, config, addr, args, &[])
+    }
+
+    /// [`Process::start`] with extra environment variables for the process (the test process's
+    /// own environment is never changed).
+    pub fn start_with_env(
+        name: &str,
+        config: &Path,
+        addr: SocketAddr,
+        args: &[&str],
+        env: &[(String, String)],
+    ) -> Process {
+        let mut p = Process::spawn(name, config, addr, args, env);
+        p.wait_ready();
+        p
+    }
+
+    /// Starts the process without waiting for it to listen (for processes expected to exit).
+    pub fn spawn(
+        name: &str,
+        config: &Path,
+        addr: SocketAddr,
+        args: &[&str],
+        env: &[(String, String)],
+    ) -> Process {
         let log = config.with_extension(format!("{}.log", addr.port()));
         let log_file = std::fs::File::create(&log).unwrap_or_else(|e| panic!("{e}"));
         let err_file = log_file.try_clone().unwrap_or_else(|e| panic!("{e}"));
@@ -298,13 +472,26 @@ impl Process {
             .arg(config)
             .args(args)
             .env("RUST_LOG", "info")
+            .envs(env.iter().map(|(k, v)| (k, v)))
             .stdout(Stdio::from(log_file))
             .stderr(Stdio::from(err_file))
             .spawn()
             .unwrap_or_else(|e| panic!("starting {name}: {e}"));
-        let mut p = Process { child, addr, log };
-        p.wait_ready();
-        p
+        Process { child, addr, log }
+    }
+
+    /// Waits (up to `timeout`) for the process to exit; its status, `None` if still running.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status);
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 
     fn wait_ready(&mut self) {
@@ -564,4 +751,276 @@ impl TestEnv {
 /// A test deployment ([`TestEnv::new`]; kept as the short name the publisher tests use).
 pub fn env(opts: EnvOptions) -> TestEnv {
     TestEnv::new(opts)
+}
+
+// ---------------------------------------------------------------------------------------------
+// S3 helpers (raw SDK calls, independent of hexyard's S3 backend).
+
+/// The bytes of object `key` in `bucket`, `None` on a 404. Panics on other failures.
+pub fn s3_get(moto: &MotoServer, bucket: &str, key: &str) -> Option<Vec<u8>> {
+    block_on(async {
+        match moto
+            .client()
+            .get_object()
+            .bucket(bucket)
+            .key(key)
+            .send()
+            .await
+        {
+            Ok(out) => Some(
+                out.body
+                    .collect()
+                    .await
+                    .unwrap_or_else(|e| panic!("GetObject {key} body: {e}"))
+                    .into_bytes()
+                    .to_vec(),
+            ),
+            Err(e) if e.raw_response().map(|r| r.status().as_u16()) == Some(404) => None,
+            Err(e) => panic!("GetObject {key}: {e:?}"),
+        }
+    })
+}
+
+/// Every object under `prefix` in `bucket` (key without `prefix` => bytes).
+pub fn s3_snapshot(
+    moto: &MotoServer,
+    bucket: &str,
+    prefix: &str,
+) -> std::collections::BTreeMap<String, Vec<u8>> {
+    let keys = block_on(async {
+        let client = moto.client();
+        let mut keys = Vec::new();
+        let mut token: Option<String> = None;
+        loop {
+            let page = client
+                .list_objects_v2()
+                .bucket(bucket)
+                .prefix(prefix)
+                .set_continuation_token(token.take())
+                .send()
+                .await
+                .unwrap_or_else(|e| panic!("ListObjectsV2 {prefix}: {e:?}"));
+            keys.extend(
+                page.contents()
+                    .iter()
+                    .filter_map(|o| o.key().map(str::to_owned)),
+            );
+            match page.next_continuation_token() {
+                Some(t) if page.is_truncated() == Some(true) => token = Some(t.to_owned()),
+                _ => break,
+            }
+        }
+        keys
+    });
+    keys.into_iter()
+        .filter_map(|k| {
+            let body = s3_get(moto, bucket, &k)?;
+            Some((k.strip_prefix(prefix).unwrap_or(&k).to_owned(), body))
+        })
+        .collect()
+}
+
+// ---------------------------------------------------------------------------------------------
+// The real rebar3 client.
+
+/// Whether `rebar3` runs.
+pub fn rebar3_available() -> bool {
+    Command::new("rebar3")
+        .arg("version")
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+/// An Erlang binary literal of `s`.
+pub fn erl_binary(s: &str) -> String {
+    format!("<<\"{}\">>", s.replace('\\', "\\\\").replace('"', "\\\""))
+}
+
+/// The `{hex, ...}` entry of a rebar.config that replaces the repos with one at `repo_url`
+/// named `repo`, trusting `pem`.
+pub fn rebar3_hex_config(repo: &str, repo_url: &str, pem: &str) -> String {
+    format!(
+        "{{hex, [{{repos, replace, [#{{name => {}, repo_url => {}, repo_public_key => {}}}]}}]}}.",
+        erl_binary(repo),
+        erl_binary(repo_url),
+        erl_binary(pem)
+    )
+}
+
+/// A project `dir/<name>` depending on fx_erl (which depends on fx_core), with `hex_config`
+/// as its `{hex, ...}` entry. Returns the project dir.
+pub fn rebar3_project(dir: &Path, name: &str, hex_config: &str) -> PathBuf {
+    let p = dir.join(name);
+    let write = |rel: &str, text: String| {
+        std::fs::write(p.join(rel), text).unwrap_or_else(|e| panic!("writing {rel}: {e}"))
+    };
+    std::fs::create_dir_all(p.join("src")).unwrap_or_else(|e| panic!("{e}"));
+    write(
+        "rebar.config",
+        format!("{{deps, [fx_erl]}}.\n{hex_config}\n"),
+    );
+    write(
+        "src/myapp.app.src",
+        "{application, myapp, [{vsn, \"0.1.0\"}, {applications, [kernel, stdlib, fx_erl]}]}.\n"
+            .to_owned(),
+    );
+    write(
+        "src/myapp.erl",
+        "-module(myapp).\n-export([hi/0]).\nhi() -> fx_erl:hello().\n".to_owned(),
+    );
+    p
+}
+
+/// Runs `rebar3 ARGS` in `project` with a private `home`: (success, stdout + stderr).
+pub fn rebar3_run(project: &Path, home: &Path, args: &[&str]) -> (bool, String) {
+    let out = Command::new("rebar3")
+        .args(args)
+        .current_dir(project)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("HOME", home)
+        .env("REBAR_CACHE_DIR", home.join("cache"))
+        .env("REBAR_GLOBAL_CONFIG_DIR", home.join("global"))
+        .env("QUIET", "")
+        .output()
+        .unwrap_or_else(|e| panic!("running rebar3: {e}"));
+    let mut text = String::from_utf8_lossy(&out.stdout).into_owned();
+    text.push_str(&String::from_utf8_lossy(&out.stderr));
+    (out.status.success(), text)
+}
+
+// ---------------------------------------------------------------------------------------------
+// A TCP gate in front of a server, to cut it off without stopping it.
+
+/// A TCP forwarder on a loopback port in front of `target`. While up it forwards every
+/// connection; [`TcpGate::set_up`]`(false)` cuts every open connection and closes new ones at
+/// once, as if the server were gone, while the server keeps its state. [`TcpGate::cut_on`]
+/// arms a trigger: the first client chunk containing the given bytes is not forwarded and
+/// takes the gate down (a fault at an exact request).
+pub struct TcpGate {
+    pub addr: SocketAddr,
+    state: std::sync::Arc<GateState>,
+}
+
+struct GateState {
+    up: std::sync::atomic::AtomicBool,
+    conns: std::sync::Mutex<Vec<TcpStream>>,
+    trigger: std::sync::Mutex<Option<Vec<u8>>>,
+}
+
+impl GateState {
+    fn cut(&self) {
+        self.up.store(false, std::sync::atomic::Ordering::SeqCst);
+        let conns = std::mem::take(&mut *self.conns.lock().unwrap_or_else(|p| p.into_inner()));
+        for c in conns {
+            let _ = c.shutdown(std::net::Shutdown::Both);
+        }
+    }
+
+    fn is_up(&self) -> bool {
+        self.up.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+impl TcpGate {
+    /// Starts forwarding `127.0.0.1:<free port>` to `target`.
+    pub fn start(target: SocketAddr) -> TcpGate {
+        let listener =
+            TcpListener::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("gate bind: {e}"));
+        let addr = listener
+            .local_addr()
+            .unwrap_or_else(|e| panic!("gate addr: {e}"));
+        let state = std::sync::Arc::new(GateState {
+            up: std::sync::atomic::AtomicBool::new(true),
+            conns: std::sync::Mutex::new(Vec::new()),
+            trigger: std::sync::Mutex::new(None),
+        });
+        let st = state.clone();
+        std::thread::spawn(move || {
+            for client in listener.incoming() {
+                let Ok(client) = client else { return };
+                if !st.is_up() {
+                    continue; // dropped: closed at once
+                }
+                let Ok(server) = TcpStream::connect(target) else {
+                    continue;
+                };
+                {
+                    let mut conns = st.conns.lock().unwrap_or_else(|p| p.into_inner());
+                    for s in [&client, &server] {
+                        if let Ok(c) = s.try_clone() {
+                            conns.push(c);
+                        }
+                    }
+                }
+                let (Ok(c2), Ok(s2)) = (client.try_clone(), server.try_clone()) else {
+                    continue;
+                };
+                let up = st.clone();
+                std::thread::spawn(move || gate_copy(client, server, Some(&up)));
+                std::thread::spawn(move || gate_copy(s2, c2, None));
+            }
+        });
+        TcpGate { addr, state }
+    }
+
+    /// `http://<addr>`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Opens (`true`) or cuts (`false`) the gate.
+    pub fn set_up(&self, up: bool) {
+        if up {
+            self.state
+                .up
+                .store(true, std::sync::atomic::Ordering::SeqCst);
+        } else {
+            self.state.cut();
+        }
+    }
+
+    /// Whether the gate is open.
+    pub fn is_up(&self) -> bool {
+        self.state.is_up()
+    }
+
+    /// Arms the trigger: the next client chunk containing `needle` is dropped and cuts the gate.
+    pub fn cut_on(&self, needle: &str) {
+        *self.state.trigger.lock().unwrap_or_else(|p| p.into_inner()) =
+            Some(needle.as_bytes().to_vec());
+    }
+}
+
+/// Copies `from` to `to` until EOF; with `gate`, checks each chunk against the trigger first.
+fn gate_copy(mut from: TcpStream, mut to: TcpStream, gate: Option<&std::sync::Arc<GateState>>) {
+    use std::io::{Read, Write};
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let n = match from.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        let chunk = buf.get(..n).unwrap_or_default();
+        if let Some(g) = gate {
+            let mut trigger = g.trigger.lock().unwrap_or_else(|p| p.into_inner());
+            let hit = trigger
+                .as_ref()
+                .is_some_and(|t| chunk.windows(t.len()).any(|w| w == t.as_slice()));
+            if hit {
+                *trigger = None;
+                drop(trigger);
+                g.cut();
+                break;
+            }
+            if !g.is_up() {
+                break;
+            }
+        }
+        if to.write_all(chunk).is_err() {
+            break;
+        }
+    }
+    let _ = to.shutdown(std::net::Shutdown::Both);
+    let _ = from.shutdown(std::net::Shutdown::Both);
 }
