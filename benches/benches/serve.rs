@@ -165,7 +165,7 @@ fn main() {
     std::fs::write(
         &conf,
         format!(
-            "daemon off; worker_processes 2; pid {d}/nginx.pid; error_log {d}/nginx.err warn;\n\
+            "user root root; daemon off; worker_processes 2; pid {d}/nginx.pid; error_log {d}/nginx.err warn;\n\
              events {{ worker_connections 4096; }}\n\
              http {{ access_log off; sendfile on; tcp_nopush on; keepalive_requests 1000000;\n\
              default_type application/octet-stream; etag on;\n\
