@@ -5,18 +5,6 @@ use hexyard_common::registry;
 use hexyard_tests::http::Request;
 use hexyard_tests::*;
 
-/// The fixture uploads in an order that satisfies their dependencies.
-const FIXTURE_ORDER: &[&str] = &[
-    "fx_core-0.1.0",
-    "fx_core-0.2.0",
-    "fx_core-1.0.0-rc.1",
-    "fx_opt-1.0.0",
-    "fx_alias-0.1.0",
-    "fx_json-0.3.0",
-    "fx_erl-0.1.0",
-    "fx_unicode-0.1.0",
-];
-
 fn publish_fixture(env: &TestEnv, file: &str) -> http::Response {
     let name = file.split('-').next().unwrap();
     Request::new(

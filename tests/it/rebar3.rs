@@ -7,59 +7,6 @@ use hexyard_tests::*;
 use std::path::Path;
 use std::process::Command;
 
-fn rebar3_available() -> bool {
-    Command::new("rebar3")
-        .arg("version")
-        .output()
-        .is_ok_and(|o| o.status.success())
-}
-
-/// A project depending on fx_erl (which depends on fx_core), with `hex_config` as its
-/// `{hex, ...}` entry. Returns the project dir.
-fn project(dir: &Path, hex_config: &str) -> std::path::PathBuf {
-    let p = dir.join("app");
-    std::fs::create_dir_all(p.join("src")).unwrap();
-    std::fs::write(
-        p.join("rebar.config"),
-        format!("{{deps, [fx_erl]}}.\n{hex_config}\n"),
-    )
-    .unwrap();
-    std::fs::write(
-        p.join("src/myapp.app.src"),
-        "{application, myapp, [{vsn, \"0.1.0\"}, {applications, [kernel, stdlib, fx_erl]}]}.\n",
-    )
-    .unwrap();
-    std::fs::write(
-        p.join("src/myapp.erl"),
-        "-module(myapp).\n-export([hi/0]).\nhi() -> fx_erl:hello().\n",
-    )
-    .unwrap();
-    p
-}
-
-fn rebar3(project: &Path, home: &Path, envs: &[(&str, String)], args: &[&str]) -> (bool, String) {
-    let mut cmd = Command::new("rebar3");
-    cmd.args(args)
-        .current_dir(project)
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("HOME", home)
-        .env("REBAR_CACHE_DIR", home.join("cache"))
-        .env("REBAR_GLOBAL_CONFIG_DIR", home.join("global"))
-        .env("QUIET", "");
-    for (k, v) in envs {
-        cmd.env(k, v);
-    }
-    let out = cmd.output().unwrap();
-    let mut text = String::from_utf8_lossy(&out.stdout).into_owned();
-    text.push_str(&String::from_utf8_lossy(&out.stderr));
-    (out.status.success(), text)
-}
-
-fn erl_binary(s: &str) -> String {
-    format!("<<\"{}\">>", s.replace('\\', "\\\\").replace('"', "\\\""))
-}
-
 /// Runs `fx_erl:hello()` from the compiled project.
 fn run_hello(project: &Path) -> String {
     let out = Command::new("erl")
@@ -99,17 +46,12 @@ fn rebar3_fetches_and_compiles_from_a_hosted_repo() {
         assert_eq!(r.status, 201, "{file}");
     }
     let pem = String::from_utf8(env.object(REPO, "public_key").unwrap()).unwrap();
-    let hex = format!(
-        "{{hex, [{{repos, replace, [#{{name => {}, repo_url => {}, repo_public_key => {}}}]}}]}}.",
-        erl_binary(REPO),
-        erl_binary(&format!("http://{}/repos/{REPO}", proxy.addr)),
-        erl_binary(&pem)
-    );
+    let hex = rebar3_hex_config(REPO, &format!("http://{}/repos/{REPO}", proxy.addr), &pem);
     let home = env.dir.path().join("home");
-    let p = project(env.dir.path(), &hex);
-    let (ok, out) = rebar3(&p, &home, &[], &["get-deps"]);
+    let p = rebar3_project(env.dir.path(), "app", &hex);
+    let (ok, out) = rebar3_run(&p, &home, &["get-deps"]);
     assert!(ok, "rebar3 get-deps failed:\n{out}");
-    let (ok, out) = rebar3(&p, &home, &[], &["compile"]);
+    let (ok, out) = rebar3_run(&p, &home, &["compile"]);
     assert!(ok, "rebar3 compile failed:\n{out}");
     let lock = std::fs::read_to_string(p.join("rebar.lock")).unwrap();
     assert!(
@@ -152,11 +94,11 @@ fn rebar3_fetches_through_the_mirror_with_hex_cdn() {
         erl_binary(&pem)
     );
     let home = env.dir.path().join("home");
-    let p = project(env.dir.path(), &hex);
+    let p = rebar3_project(env.dir.path(), "app", &hex);
     let cdn = format!("http://{}/repos/hexpm_mirror", proxy.addr);
-    let (ok, out) = rebar3(&p, &home, &[("HEX_CDN", cdn.clone())], &["get-deps"]);
+    let (ok, out) = rebar3_run_with(&p, &home, &[("HEX_CDN", cdn.as_str())], &["get-deps"]);
     assert!(ok, "rebar3 get-deps through the mirror failed:\n{out}");
-    let (ok, out) = rebar3(&p, &home, &[("HEX_CDN", cdn)], &["compile"]);
+    let (ok, out) = rebar3_run_with(&p, &home, &[("HEX_CDN", cdn.as_str())], &["compile"]);
     assert!(ok, "rebar3 compile failed:\n{out}");
     assert_eq!(
         run_hello(&p),

@@ -8,7 +8,6 @@ use hexyard_common::bundle::{self, Manifest};
 use hexyard_common::signing::SigningKey;
 use hexyard_tests::upstream::{FakeUpstream, resign_as};
 use hexyard_tests::*;
-use std::path::Path;
 use std::process::Command;
 
 const M: &str = "hexpm_mirror";
@@ -89,28 +88,6 @@ fn offline_env(up: &FakeUpstream) -> TestEnv {
     mirror_env(up, &["offline: true"])
 }
 
-fn erl_binary(s: &str) -> String {
-    format!("<<\"{}\">>", s.replace('\\', "\\\\").replace('"', "\\\""))
-}
-
-fn rebar3(project: &Path, home: &Path, cdn: &str, args: &[&str]) -> (bool, String) {
-    let out = Command::new("rebar3")
-        .args(args)
-        .current_dir(project)
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("HOME", home)
-        .env("REBAR_CACHE_DIR", home.join("cache"))
-        .env("REBAR_GLOBAL_CONFIG_DIR", home.join("global"))
-        .env("HEX_CDN", cdn)
-        .env("QUIET", "")
-        .output()
-        .unwrap();
-    let mut text = String::from_utf8_lossy(&out.stdout).into_owned();
-    text.push_str(&String::from_utf8_lossy(&out.stderr));
-    (out.status.success(), text)
-}
-
 #[test]
 fn prefetch_export_import_offline_then_rebar3_builds_with_no_upstream() {
     let up = FakeUpstream::as_hexpm();
@@ -176,7 +153,7 @@ fn prefetch_export_import_offline_then_rebar3_builds_with_no_upstream() {
     .unwrap();
     let home = b.dir.path().join("home");
     let cdn = format!("http://{}/repos/{M}", proxy.addr);
-    let (ok, out) = rebar3(&p, &home, &cdn, &["get-deps"]);
+    let (ok, out) = rebar3_run_with(&p, &home, &[("HEX_CDN", cdn.as_str())], &["get-deps"]);
     assert!(
         ok,
         "rebar3 get-deps through the offline mirror failed:\n{out}"

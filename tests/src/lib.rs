@@ -873,15 +873,29 @@ pub fn rebar3_project(dir: &Path, name: &str, hex_config: &str) -> PathBuf {
 
 /// Runs `rebar3 ARGS` in `project` with a private `home`: (success, stdout + stderr).
 pub fn rebar3_run(project: &Path, home: &Path, args: &[&str]) -> (bool, String) {
-    let out = Command::new("rebar3")
-        .args(args)
+    rebar3_run_with(project, home, &[], args)
+}
+
+/// [`rebar3_run`] with extra environment variables (e.g. `HEX_CDN`).
+pub fn rebar3_run_with(
+    project: &Path,
+    home: &Path,
+    envs: &[(&str, &str)],
+    args: &[&str],
+) -> (bool, String) {
+    let mut cmd = Command::new("rebar3");
+    cmd.args(args)
         .current_dir(project)
         .env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default())
         .env("HOME", home)
         .env("REBAR_CACHE_DIR", home.join("cache"))
         .env("REBAR_GLOBAL_CONFIG_DIR", home.join("global"))
-        .env("QUIET", "")
+        .env("QUIET", "");
+    for (k, v) in envs {
+        cmd.env(k, v);
+    }
+    let out = cmd
         .output()
         .unwrap_or_else(|e| panic!("running rebar3: {e}"));
     let mut text = String::from_utf8_lossy(&out.stdout).into_owned();
