@@ -121,7 +121,7 @@ fn sigterm_lets_in_flight_requests_finish() {
 #[test]
 fn metrics_count_requests_by_kind_route_and_outcome() {
     let up = FakeUpstream::fixture();
-    let metrics_port = free_port();
+    let metrics_port = free_port_pair();
     let env = TestEnv::new(EnvOptions {
         extra_repos: mirror_yaml(
             "mirror",

@@ -66,6 +66,20 @@ pub fn free_port() -> u16 {
     }
 }
 
+/// Two consecutive free ports `p, p + 1` (the proxy's and the publisher's metrics), both
+/// reserved like [`free_port`]'s.
+pub fn free_port_pair() -> u16 {
+    loop {
+        let p = free_port();
+        let Some(next) = p.checked_add(1) else { continue };
+        let mut used = HANDED_OUT.lock().unwrap_or_else(|e| e.into_inner());
+        if !used.contains(&next) && TcpListener::bind(("127.0.0.1", next)).is_ok() {
+            used.push(next);
+            return p;
+        }
+    }
+}
+
 /// The hosted repo of test deployments: named like the fixtures were built for.
 pub const REPO: &str = "fixture_repo";
 
