@@ -24,7 +24,7 @@ fn the_prod_s3_example_runs_on_moto() {
     let moto = env.moto.as_ref().unwrap();
     let endpoint = moto.endpoint();
     let key_path = env.dir.path().join("keys/acme.pem");
-    let metrics = free_port();
+    let metrics = free_port_pair();
     let text =
         std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../conf/prod-s3.yaml"))
             .unwrap();
