@@ -71,7 +71,9 @@ pub fn free_port() -> u16 {
 pub fn free_port_pair() -> u16 {
     loop {
         let p = free_port();
-        let Some(next) = p.checked_add(1) else { continue };
+        let Some(next) = p.checked_add(1) else {
+            continue;
+        };
         let mut used = HANDED_OUT.lock().unwrap_or_else(|e| e.into_inner());
         if !used.contains(&next) && TcpListener::bind(("127.0.0.1", next)).is_ok() {
             used.push(next);
