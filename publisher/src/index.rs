@@ -386,6 +386,66 @@ impl RepoGuard<'_> {
         Err(conflict())
     }
 
+    /// Brings `versions` and `names` in line with the package files after a crash between a
+    /// package file write and the index writes that follow it (a publisher killed there leaves
+    /// a release in `packages/<name>` that the indexes do not list yet). Cheap: one listing and
+    /// the indexes' metadata; only packages whose file is not older than `versions`, or whose
+    /// presence differs between the listing and the indexes, are re-derived. Returns how many
+    /// packages were repaired.
+    pub async fn reconcile(&mut self, store: &dyn Store) -> Result<usize, ApiError> {
+        let repo = self.repo;
+        let vkey = StorageKey::versions(&repo.name).map_err(key_err)?;
+        let Some(vmeta) = store.head(&vkey).await.map_err(store_err)? else {
+            return Ok(0);
+        };
+        let listed = store
+            .list(&hexyard_common::storage::KeyPrefix::packages(&repo.name).map_err(key_err)?)
+            .await
+            .map_err(store_err)?;
+        let versions = repo.read_versions(store).await?.value;
+        let names = repo.read_names(store).await?.value;
+        let mut stale: std::collections::BTreeSet<String> = std::collections::BTreeSet::new();
+        let mut files = std::collections::BTreeSet::new();
+        for e in &listed {
+            if let StorageKey::Package { name, .. } = &e.key {
+                files.insert(name.to_string());
+                if e.last_modified >= vmeta.last_modified {
+                    stale.insert(name.to_string());
+                }
+            }
+        }
+        for p in &versions.packages {
+            if !files.contains(&p.name) {
+                stale.insert(p.name.clone());
+            }
+        }
+        let in_versions: std::collections::BTreeSet<&str> =
+            versions.packages.iter().map(|p| p.name.as_str()).collect();
+        let in_names: std::collections::BTreeSet<&str> =
+            names.packages.iter().map(|p| p.name.as_str()).collect();
+        for name in &files {
+            if !in_versions.contains(name.as_str()) || !in_names.contains(name.as_str()) {
+                stale.insert(name.clone());
+            }
+        }
+        let mut repaired = 0;
+        for name in &stale {
+            let entry = repo
+                .read_package(store, name)
+                .await?
+                .package
+                .as_ref()
+                .map(versions_entry);
+            let current = versions.packages.iter().find(|p| &p.name == name);
+            let listed_in_names = in_names.contains(name.as_str());
+            if entry.as_ref() != current || entry.is_some() != listed_in_names {
+                self.update_indexes(store, name).await?;
+                repaired += 1;
+            }
+        }
+        Ok(repaired)
+    }
+
     /// Replaces `versions` and `names` wholesale (rebuild), unconditionally.
     pub async fn write_full_indexes(
         &mut self,
@@ -620,5 +680,67 @@ mod tests {
                 .len(),
             1
         );
+    }
+
+    /// A publisher killed between the package file and the index writes: `reconcile` (run at
+    /// start-up) brings `versions` and `names` back in line; nothing else is rewritten.
+    #[tokio::test]
+    async fn reconcile_repairs_indexes_behind_their_package_files() {
+        let store = MemoryStore::new();
+        let pem = std::fs::read_to_string(
+            hexyard_common::testing::fixtures_dir().join("keys/private_key.pem"),
+        )
+        .unwrap();
+        let a = HostedRepo::new("r".into(), SigningKey::from_pem(&pem).unwrap(), true, None);
+        a.lock()
+            .await
+            .change_package(&store, "foo", add("1.0.0"))
+            .await
+            .unwrap();
+        let vkey = StorageKey::versions("r").unwrap();
+        let before = store.head(&vkey).await.unwrap().unwrap();
+        assert_eq!(a.lock().await.reconcile(&store).await.unwrap(), 0);
+        assert_eq!(store.head(&vkey).await.unwrap().unwrap().etag, before.etag);
+        // The package-file half of two publishes, then the "crash".
+        for (name, version) in [("foo", "2.0.0"), ("bar", "0.1.0")] {
+            let cur = a.read_package(&store, name).await.unwrap();
+            let mut pkg = cur.package.unwrap_or(proto::Package {
+                releases: vec![],
+                name: name.into(),
+                repository: "r".into(),
+                advisories: vec![],
+            });
+            pkg.releases.push(release(version));
+            let key = StorageKey::package("r", name).unwrap();
+            put_conditional(&store, &key, a.sign(&pkg).unwrap(), cur.etag.as_deref())
+                .await
+                .unwrap()
+                .unwrap();
+        }
+        // A fresh process (no cache) repairs both.
+        let b = HostedRepo::new("r".into(), SigningKey::from_pem(&pem).unwrap(), true, None);
+        assert_eq!(b.lock().await.reconcile(&store).await.unwrap(), 2);
+        let v = b.read_versions(&store).await.unwrap().value;
+        let got: Vec<(&str, Vec<String>)> = v
+            .packages
+            .iter()
+            .map(|p| (p.name.as_str(), p.versions.clone()))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("bar", vec!["0.1.0".to_owned()]),
+                ("foo", vec!["1.0.0".to_owned(), "2.0.0".to_owned()])
+            ]
+        );
+        let n = b.read_names(&store).await.unwrap().value;
+        assert_eq!(
+            n.packages
+                .iter()
+                .map(|p| p.name.as_str())
+                .collect::<Vec<_>>(),
+            ["bar", "foo"]
+        );
+        assert_eq!(b.lock().await.reconcile(&store).await.unwrap(), 0);
     }
 }

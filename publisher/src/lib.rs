@@ -253,7 +253,18 @@ async fn prepare_repo(app: &App, repo: &HostedRepo) -> anyhow::Result<()> {
             .await?;
     }
     let names = store.head(&StorageKey::names(&repo.name)?).await?;
-    if names.is_none() {
+    if names.is_some() {
+        let repaired = repo
+            .lock()
+            .await
+            .reconcile(store)
+            .await
+            .map_err(|e| anyhow::anyhow!("checking the indexes of {}: {e}", repo.name))?;
+        if repaired > 0 {
+            tracing::warn!(repo = %repo.name, repaired,
+                "indexes were behind their package files (an interrupted publish): repaired");
+        }
+    } else {
         let tarballs = store
             .list(&hexyard_common::storage::KeyPrefix::tarballs(&repo.name)?)
             .await?;
