@@ -354,9 +354,14 @@ impl Hexyard {
         }
     }
 
-    /// Stored copy of a key, `None` when absent.
-    async fn stored(self: &Arc<Self>, key: &StorageKey) -> Result<Option<Loaded>, Failure> {
-        match self.load_stored(key, true).await {
+    /// Stored copy of a key (through the hot cache; `revalidate` as in `load_stored`), `None`
+    /// when absent.
+    async fn stored(
+        self: &Arc<Self>,
+        key: &StorageKey,
+        revalidate: bool,
+    ) -> Result<Option<Loaded>, Failure> {
+        match self.load_stored(key, revalidate).await {
             Ok(l) => Ok(Some(l)),
             Err(f) if f.outcome == Outcome::NotFound => Ok(None),
             Err(f) => Err(f),
@@ -423,7 +428,7 @@ impl Hexyard {
         ttl: Duration,
     ) -> Result<Loaded, Failure> {
         let path = key.path();
-        let stored = self.stored(&key).await?;
+        let stored = self.stored(&key, true).await?;
         match &stored {
             Some(s) if m.cfg.offline || m.fresh(&path, ttl) => return Ok(s.clone()),
             None if m.cfg.offline => {
@@ -570,7 +575,7 @@ impl Hexyard {
         name: &str,
         version: &str,
     ) -> Result<Loaded, Failure> {
-        if let Some(l) = self.stored_immutable(key).await? {
+        if let Some(l) = self.stored(key, false).await? {
             return Ok(l);
         }
         if m.cfg.offline {
@@ -586,18 +591,6 @@ impl Hexyard {
                 me.fill_tarball(&m2, &k, &name, &version).await
             })
             .await
-    }
-
-    /// An immutable object from memory or the store, `None` when absent.
-    async fn stored_immutable(
-        self: &Arc<Self>,
-        key: &StorageKey,
-    ) -> Result<Option<Loaded>, Failure> {
-        match self.load_stored(key, false).await {
-            Ok(l) => Ok(Some(l)),
-            Err(f) if f.outcome == Outcome::NotFound => Ok(None),
-            Err(f) => Err(f),
-        }
     }
 
     async fn fill_tarball(
@@ -677,7 +670,7 @@ impl Hexyard {
         name: &str,
         version: &str,
     ) -> Result<Loaded, Failure> {
-        if let Some(l) = self.stored_immutable(key).await? {
+        if let Some(l) = self.stored(key, false).await? {
             return Ok(l);
         }
         if m.cfg.offline {

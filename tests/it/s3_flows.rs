@@ -242,33 +242,10 @@ fn s3_mirror_fills_once_for_concurrent_misses_and_stores_in_the_bucket() {
 
 #[test]
 fn s3_rebar3_gets_deps_through_the_proxy() {
-    assert!(
-        rebar3_available(),
-        "rebar3 is not installed (.ci/setup installs it)"
-    );
     let env = s3_env(String::new());
     let _publisher = env.start_publisher();
     let proxy = env.start_proxy();
-    for file in ["fx_core-0.1.0", "fx_core-0.2.0", "fx_erl-0.1.0"] {
-        let r = publish_fixture_at(proxy.addr, "/api", file);
-        assert_eq!(r.status, 201, "{file}: {}", body_text(&r));
-    }
-    let pem = String::from_utf8(env.object(REPO, "public_key").unwrap()).unwrap();
-    let hex = rebar3_hex_config(REPO, &format!("http://{}/repos/{REPO}", proxy.addr), &pem);
-    let home = env.dir.path().join("home");
-    let p = rebar3_project(env.dir.path(), "app", &hex);
-    let (ok, out) = rebar3_run(&p, &home, &["get-deps"]);
-    assert!(ok, "rebar3 get-deps failed:\n{out}");
-    let lock = std::fs::read_to_string(p.join("rebar.lock")).unwrap();
-    assert!(
-        lock.contains("{<<\"fx_core\">>,{pkg,<<\"fx_core\">>,<<\"0.2.0\">>},1}"),
-        "{lock}"
-    );
-    let sha = hex::encode_upper(aws_lc_rs::digest::digest(
-        &aws_lc_rs::digest::SHA256,
-        &env.object(REPO, "tarballs/fx_erl-0.1.0.tar").unwrap(),
-    ));
-    assert!(lock.contains(&sha), "{lock}");
+    rebar3_gets_deps_from_hosted(&env, proxy.addr);
     // The signed names the client verified are the bucket's.
     let names = registry::decode_names(
         &get(proxy.addr, &format!("/repos/{REPO}/names")).body,

@@ -919,6 +919,41 @@ pub fn rebar3_run_with(
     (out.status.success(), text)
 }
 
+/// Publishes fx_core 0.1.0/0.2.0 and fx_erl through `proxy`, then runs `rebar3 get-deps` for a
+/// project depending on fx_erl from the hosted repo, and checks the lock: fx_core 0.2.0, and the
+/// stored fx_erl tarball's SHA-256 as `pkg_hash_ext`. Returns the project dir.
+pub fn rebar3_gets_deps_from_hosted(env: &TestEnv, proxy: SocketAddr) -> PathBuf {
+    assert!(
+        rebar3_available(),
+        "rebar3 is not installed (.ci/setup installs it)"
+    );
+    for file in ["fx_core-0.1.0", "fx_core-0.2.0", "fx_erl-0.1.0"] {
+        let r = publish_fixture_at(proxy, "/api", file);
+        assert_eq!(r.status, 201, "{file}: {}", body_text(&r));
+    }
+    let pem =
+        String::from_utf8(env.object(REPO, "public_key").unwrap_or_default()).unwrap_or_default();
+    let hex = rebar3_hex_config(REPO, &format!("http://{proxy}/repos/{REPO}"), &pem);
+    let home = env.dir.path().join("home");
+    let p = rebar3_project(env.dir.path(), "app", &hex);
+    let (ok, out) = rebar3_run(&p, &home, &["get-deps"]);
+    assert!(ok, "rebar3 get-deps failed:\n{out}");
+    let lock = std::fs::read_to_string(p.join("rebar.lock")).unwrap_or_default();
+    assert!(
+        lock.contains("{<<\"fx_core\">>,{pkg,<<\"fx_core\">>,<<\"0.2.0\">>},1}"),
+        "{lock}"
+    );
+    let tarball = env
+        .object(REPO, "tarballs/fx_erl-0.1.0.tar")
+        .unwrap_or_default();
+    let sha = hex::encode_upper(aws_lc_rs::digest::digest(
+        &aws_lc_rs::digest::SHA256,
+        &tarball,
+    ));
+    assert!(lock.contains(&sha), "{lock}");
+    p
+}
+
 // ---------------------------------------------------------------------------------------------
 // A TCP gate in front of a server, to cut it off without stopping it.
 
