@@ -20,6 +20,8 @@ use serde::{Deserialize, Serialize, Serializer};
 
 use crate::storage::{KeyComponent, KeyName};
 
+mod aws_profile;
+
 pub use crate::signing::HEXPM_PUBLIC_KEY_PEM;
 
 const MIB: u64 = 1024 * 1024;
@@ -540,9 +542,50 @@ pub struct S3Config {
     pub access_key_id_env: String,
     /// Name of the env var holding the secret access key. Default `AWS_SECRET_ACCESS_KEY`.
     pub secret_access_key_env: String,
-    /// The credentials read from those variables at load time.
+    /// The AWS profile read from the shared files (`~/.aws/credentials`, `~/.aws/config`) when
+    /// the standard variables are not set (and only with the standard variable names).
+    /// Default: `AWS_PROFILE`, else `default`.
+    pub profile: Option<String>,
+    /// Timeouts and retries of the S3 client.
+    pub timeouts: S3Timeouts,
+    /// The credentials read from those variables (or the profile) at load time.
     #[serde(skip)]
     pub credentials: Option<S3Credentials>,
+}
+
+/// Timeouts and retries of the S3 client (`store.s3.timeouts`). A store that does not answer
+/// within them is reported unavailable (503 to clients, `/readyz` not ready).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct S3Timeouts {
+    /// Establishing a connection. Default 5000.
+    pub connect_ms: u64,
+    /// Waiting for the first byte of a response. Default 30000.
+    pub read_ms: u64,
+    /// One attempt (request sent, response headers received). Default 60000.
+    pub attempt_ms: u64,
+    /// A whole operation, retries included. Default 120000.
+    pub operation_ms: u64,
+    /// Attempts per operation (1 = no retry). Default 3.
+    pub max_attempts: u32,
+    /// First retry backoff; later ones grow exponentially, with jitter. Default 100.
+    pub initial_backoff_ms: u64,
+    /// Cap on one backoff. Default 5000.
+    pub max_backoff_ms: u64,
+}
+
+impl Default for S3Timeouts {
+    fn default() -> Self {
+        S3Timeouts {
+            connect_ms: 5_000,
+            read_ms: 30_000,
+            attempt_ms: 60_000,
+            operation_ms: 120_000,
+            max_attempts: 3,
+            initial_backoff_ms: 100,
+            max_backoff_ms: 5_000,
+        }
+    }
 }
 
 impl Default for S3Config {
@@ -555,6 +598,8 @@ impl Default for S3Config {
             force_path_style: false,
             access_key_id_env: "AWS_ACCESS_KEY_ID".to_owned(),
             secret_access_key_env: "AWS_SECRET_ACCESS_KEY".to_owned(),
+            profile: None,
+            timeouts: S3Timeouts::default(),
             credentials: None,
         }
     }
@@ -567,6 +612,9 @@ pub struct S3Credentials {
     pub access_key_id: Secret,
     /// Secret access key.
     pub secret_access_key: Secret,
+    /// Session token of temporary credentials (`AWS_SESSION_TOKEN` with the standard variable
+    /// names, or `aws_session_token` of a profile).
+    pub session_token: Option<Secret>,
 }
 
 /// Access level of a grant. `admin` implies `write` implies `read`.
@@ -1056,12 +1104,36 @@ impl Config {
         {
             // An empty variable name is reported by `validate`.
             let lookup = |name: &str| env(name).filter(|v| !v.is_empty());
-            let id = lookup(&s3.access_key_id_env);
-            let secret = lookup(&s3.secret_access_key_env);
+            let mut id = lookup(&s3.access_key_id_env);
+            let mut secret = lookup(&s3.secret_access_key_env);
+            let standard = s3.access_key_id_env == "AWS_ACCESS_KEY_ID"
+                && s3.secret_access_key_env == "AWS_SECRET_ACCESS_KEY";
+            let mut token = standard.then(|| lookup("AWS_SESSION_TOKEN")).flatten();
+            if standard && (id.is_none() || secret.is_none()) {
+                // The next step of the standard chain: the shared files' profile.
+                match aws_profile::profile_credentials(s3.profile.as_deref(), env) {
+                    Ok(Some((from, c))) => {
+                        tracing::info!(source = %from, "S3 credentials from the AWS shared files");
+                        id = Some(c.access_key_id.0);
+                        secret = Some(c.secret_access_key.0);
+                        token = c.session_token.map(|t| t.0);
+                    }
+                    Ok(None) => {}
+                    Err(e) => problems.push(problem("store.s3.profile", e)),
+                }
+            }
             if id.is_none() && !s3.access_key_id_env.is_empty() {
+                let also = if standard {
+                    " (nor is there an AWS profile with credentials)"
+                } else {
+                    ""
+                };
                 problems.push(problem(
                     "store.s3.access_key_id_env",
-                    format!("environment variable {} is not set", s3.access_key_id_env),
+                    format!(
+                        "environment variable {} is not set{also}",
+                        s3.access_key_id_env
+                    ),
                 ));
             }
             if secret.is_none() && !s3.secret_access_key_env.is_empty() {
@@ -1077,6 +1149,7 @@ impl Config {
                 s3.credentials = Some(S3Credentials {
                     access_key_id: Secret(id),
                     secret_access_key: Secret(secret),
+                    session_token: token.map(Secret),
                 });
             }
         }
@@ -1225,6 +1298,24 @@ impl Config {
                 }
                 if let Some(e) = &s3.endpoint {
                     check_url(p, "store.s3.endpoint", e);
+                }
+                let t = &s3.timeouts;
+                for (key, v) in [
+                    ("connect_ms", t.connect_ms),
+                    ("read_ms", t.read_ms),
+                    ("attempt_ms", t.attempt_ms),
+                    ("operation_ms", t.operation_ms),
+                    ("max_attempts", u64::from(t.max_attempts)),
+                ] {
+                    if v == 0 {
+                        p.push(problem(format!("store.s3.timeouts.{key}"), "must be > 0"));
+                    }
+                }
+                if t.initial_backoff_ms > t.max_backoff_ms {
+                    p.push(problem(
+                        "store.s3.timeouts.initial_backoff_ms",
+                        "must not exceed max_backoff_ms",
+                    ));
                 }
                 for (key, v) in [
                     ("access_key_id_env", &s3.access_key_id_env),

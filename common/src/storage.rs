@@ -162,7 +162,7 @@ pub trait Store: Send + Sync {
 }
 
 /// Opens the store a config describes: a [`LocalStore`] for `kind: local`, an [`S3Store`] with
-/// default [`s3::S3Options`] for `kind: s3`. Does no network I/O (an unreachable bucket shows up
+/// the configured timeouts (`store.s3.timeouts`) for `kind: s3`. Does no network I/O (an unreachable bucket shows up
 /// on the first request).
 ///
 /// # Errors

@@ -290,6 +290,69 @@ fn invalid_error_lists_every_problem() {
 }
 
 #[test]
+fn s3_credentials_from_the_standard_variables_then_the_aws_profile() {
+    let yaml =
+        "store:\n  kind: s3\n  s3: {bucket: b, timeouts: {connect_ms: 250, max_attempts: 5}}\n";
+    let env = |v: &str| match v {
+        "AWS_ACCESS_KEY_ID" => Some("env-id".to_owned()),
+        "AWS_SECRET_ACCESS_KEY" => Some("env-secret".to_owned()),
+        "AWS_SESSION_TOKEN" => Some("env-token".to_owned()),
+        _ => None,
+    };
+    let c = Config::from_yaml_str_with_env(yaml, Path::new("/x"), &env).unwrap();
+    let s3 = c.store.s3.as_ref().unwrap();
+    let creds = s3.credentials.as_ref().unwrap();
+    assert_eq!(creds.access_key_id.expose(), "env-id");
+    assert_eq!(creds.session_token.as_ref().unwrap().expose(), "env-token");
+    assert_eq!((s3.timeouts.connect_ms, s3.timeouts.max_attempts), (250, 5));
+    assert_eq!(
+        s3.timeouts.read_ms, 30_000,
+        "unset timeouts keep their defaults"
+    );
+
+    // No variables: the profile of the shared credentials file under $HOME.
+    let home = tempfile::tempdir().unwrap();
+    std::fs::create_dir(home.path().join(".aws")).unwrap();
+    std::fs::write(
+        home.path().join(".aws/credentials"),
+        "[default]\naws_access_key_id = p-default\naws_secret_access_key = s-default\n\
+         [ci]\naws_access_key_id = p-ci\naws_secret_access_key = s-ci\naws_session_token = t-ci\n",
+    )
+    .unwrap();
+    let home_str = home.path().to_string_lossy().into_owned();
+    let env = |v: &str| (v == "HOME").then(|| home_str.clone());
+    let c = Config::from_yaml_str_with_env(yaml, Path::new("/x"), &env).unwrap();
+    let creds = c.store.s3.as_ref().unwrap().credentials.clone().unwrap();
+    assert_eq!(creds.access_key_id.expose(), "p-default");
+    assert!(creds.session_token.is_none());
+    let with_profile = "store:\n  kind: s3\n  s3: {bucket: b, profile: ci}\n";
+    let c = Config::from_yaml_str_with_env(with_profile, Path::new("/x"), &env).unwrap();
+    let creds = c.store.s3.as_ref().unwrap().credentials.clone().unwrap();
+    assert_eq!(creds.secret_access_key.expose(), "s-ci");
+    assert_eq!(creds.session_token.unwrap().expose(), "t-ci");
+    // A profile that does not exist: the variables are reported missing, naming the profile step.
+    let missing = "store:\n  kind: s3\n  s3: {bucket: b, profile: nope}\n";
+    assert_eq!(
+        problems_env(missing, &env),
+        [
+            "store.s3.access_key_id_env: environment variable AWS_ACCESS_KEY_ID is not set \
+             (nor is there an AWS profile with credentials)",
+            "store.s3.secret_access_key_env: environment variable AWS_SECRET_ACCESS_KEY is not set",
+        ]
+    );
+    // Zero timeouts are refused.
+    let zero =
+        "store:\n  kind: s3\n  s3: {bucket: b, timeouts: {read_ms: 0, initial_backoff_ms: 9000}}\n";
+    assert_eq!(
+        problems_env(zero, &env),
+        [
+            "store.s3.timeouts.read_ms: must be > 0",
+            "store.s3.timeouts.initial_backoff_ms: must not exceed max_backoff_ms",
+        ]
+    );
+}
+
+#[test]
 fn s3_credentials_from_env_and_redacted() {
     let yaml = "store:\n  kind: s3\n  s3: {bucket: b, endpoint: 'http://127.0.0.1:9000', force_path_style: true, access_key_id_env: MY_ID, secret_access_key_env: MY_SECRET}\n";
     assert_eq!(

@@ -260,6 +260,7 @@ async fn silent_server_times_out_as_unavailable() {
     config.credentials = Some(hexyard_common::config::S3Credentials {
         access_key_id: hexyard_common::config::Secret::new("id"),
         secret_access_key: hexyard_common::config::Secret::new("secret"),
+        session_token: None,
     });
     let options = short_timeouts();
     let store = S3Store::with_options(&config, &options).unwrap();

@@ -45,7 +45,7 @@ use futures::StreamExt;
 use super::{
     ByteStream, KeyPrefix, ListEntry, Object, ObjectMeta, PutMode, StorageKey, Store, StoreError,
 };
-use crate::config::S3Config;
+use crate::config::{S3Config, S3Timeouts};
 
 /// Name of the scratch folder (under the store prefix) used by
 /// [`S3Store::supports_conditional_writes`].
@@ -72,14 +72,20 @@ pub struct S3Options {
 
 impl Default for S3Options {
     fn default() -> Self {
+        Self::from(&S3Timeouts::default())
+    }
+}
+
+impl From<&S3Timeouts> for S3Options {
+    fn from(t: &S3Timeouts) -> Self {
         S3Options {
-            connect_timeout: Duration::from_secs(5),
-            read_timeout: Duration::from_secs(30),
-            attempt_timeout: Duration::from_secs(60),
-            operation_timeout: Duration::from_secs(120),
-            max_attempts: 3,
-            initial_backoff: Duration::from_millis(100),
-            max_backoff: Duration::from_secs(5),
+            connect_timeout: Duration::from_millis(t.connect_ms),
+            read_timeout: Duration::from_millis(t.read_ms),
+            attempt_timeout: Duration::from_millis(t.attempt_ms),
+            operation_timeout: Duration::from_millis(t.operation_ms),
+            max_attempts: t.max_attempts,
+            initial_backoff: Duration::from_millis(t.initial_backoff_ms),
+            max_backoff: Duration::from_millis(t.max_backoff_ms),
         }
     }
 }
@@ -104,13 +110,10 @@ fn resolve_credentials(
 ) -> Result<Credentials, StoreError> {
     let get = |name: &str| env(name).filter(|v| !v.is_empty());
     if let Some(c) = &config.credentials {
-        let token = (config.access_key_id_env == "AWS_ACCESS_KEY_ID")
-            .then(|| get("AWS_SESSION_TOKEN"))
-            .flatten();
         return Ok(Credentials::new(
             c.access_key_id.expose(),
             c.secret_access_key.expose(),
-            token,
+            c.session_token.as_ref().map(|t| t.expose().to_owned()),
             None,
             "hexyard-config",
         ));
@@ -162,12 +165,12 @@ fn status<E>(err: &SdkError<E, aws_sdk_s3::config::http::HttpResponse>) -> Optio
 }
 
 impl S3Store {
-    /// Builds a store from `config` with default [`S3Options`]. Does no I/O.
+    /// Builds a store from `config` with its timeouts (`config.timeouts`). Does no I/O.
     ///
     /// # Errors
     /// [`StoreError::Unavailable`] when no credentials are configured nor in the environment.
     pub fn new(config: &S3Config) -> Result<Self, StoreError> {
-        Self::with_options(config, &S3Options::default())
+        Self::with_options(config, &S3Options::from(&config.timeouts))
     }
 
     /// Builds a store from `config` with explicit timeouts and retries. Does no I/O.
@@ -566,6 +569,7 @@ mod tests {
             credentials: Some(S3Credentials {
                 access_key_id: Secret::new("id"),
                 secret_access_key: Secret::new("secret"),
+                session_token: None,
             }),
             ..S3Config::default()
         }
@@ -602,13 +606,13 @@ mod tests {
         assert_eq!(from_config.access_key_id(), "id");
         assert_eq!(from_config.secret_access_key(), "secret");
         assert_eq!(from_config.session_token(), None);
-        let token = |name: &str| (name == "AWS_SESSION_TOKEN").then(|| "t".to_owned());
-        let with_token = resolve_credentials(&config(""), token).unwrap();
+        // The session token resolved with the config (standard variables or a profile).
+        let mut temporary = config("");
+        if let Some(c) = &mut temporary.credentials {
+            c.session_token = Some(Secret::new("t"));
+        }
+        let with_token = resolve_credentials(&temporary, |_| None).unwrap();
         assert_eq!(with_token.session_token(), Some("t"));
-        let mut other_vars = config("");
-        other_vars.access_key_id_env = "HEXYARD_S3_KEY".to_owned();
-        let no_token = resolve_credentials(&other_vars, token).unwrap();
-        assert_eq!(no_token.session_token(), None);
 
         let mut bare = config("");
         bare.credentials = None;

@@ -176,6 +176,7 @@ impl MotoServer {
             credentials: Some(S3Credentials {
                 access_key_id: Secret::new(ACCESS_KEY_ID),
                 secret_access_key: Secret::new(SECRET_ACCESS_KEY),
+                session_token: None,
             }),
             ..S3Config::default()
         }
