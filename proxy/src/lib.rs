@@ -16,6 +16,7 @@
 pub mod cache;
 pub mod flight;
 pub mod metrics;
+pub mod range;
 pub mod route;
 pub mod serve;
 pub mod service;

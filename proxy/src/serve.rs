@@ -15,7 +15,7 @@ use hexyard_common::auth::Authenticator;
 use hexyard_common::config::{Config, MirrorRepoConfig, RepoConfig, glob_match};
 use hexyard_common::registry::{self, proto};
 use hexyard_common::signing::VerifyingKey;
-use hexyard_common::storage::{KeyPrefix, PutMode, StorageKey, Store, StoreError};
+use hexyard_common::storage::{ByteStream, KeyPrefix, PutMode, StorageKey, Store, StoreError};
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -79,12 +79,70 @@ impl Outcome {
     }
 }
 
-/// A body to send.
+/// A body to send: bytes in memory, or a stored object too large for the hot cache, streamed
+/// from the store so that it is never held whole in memory.
+#[derive(Debug, Clone)]
+pub enum Body {
+    Full(Bytes),
+    Large(Arc<Large>),
+}
+
+/// A stored object larger than the hot cache's `max_object`.
+pub struct Large {
+    pub key: StorageKey,
+    pub size: u64,
+    /// The stream the load opened, for the first request that sends it; the others sharing the
+    /// load (single flight) open their own.
+    opened: Mutex<Option<ByteStream>>,
+}
+
+impl std::fmt::Debug for Large {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Large")
+            .field("key", &self.key)
+            .field("size", &self.size)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Body {
+    /// The length in bytes.
+    pub fn len(&self) -> u64 {
+        match self {
+            Body::Full(b) => b.len() as u64,
+            Body::Large(l) => l.size,
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The bytes in memory, if the body is held there.
+    pub fn full(&self) -> Option<&Bytes> {
+        match self {
+            Body::Full(b) => Some(b),
+            Body::Large(_) => None,
+        }
+    }
+}
+
+/// A loaded object.
 #[derive(Debug, Clone)]
 pub struct Loaded {
-    pub body: Bytes,
+    pub body: Body,
     pub etag: String,
     pub outcome: Outcome,
+}
+
+impl Loaded {
+    fn full(body: Bytes, etag: String, outcome: Outcome) -> Self {
+        Loaded {
+            body: Body::Full(body),
+            etag,
+            outcome,
+        }
+    }
 }
 
 /// A refusal or failure, with the text clients print.
@@ -273,7 +331,7 @@ impl Hexyard {
         let content_type = key.content_type();
         let cache_control = key.cache_control(repo.public());
         let loaded = match repo {
-            Repo::Hosted { .. } => self.load_stored(&key, true).await?,
+            Repo::Hosted { .. } => self.load_stored(&key, true, true).await?,
             Repo::Mirror(m) => {
                 let loaded = self.serve_mirror(m, object, &key).await?;
                 if let Some(log) = &self.access
@@ -292,20 +350,19 @@ impl Hexyard {
     }
 
     /// Reads `key` through the hot cache. With `revalidate`, a cached entry older than
-    /// `revalidate_ms` is checked against the store's ETag first.
+    /// `revalidate_ms` is checked against the store's ETag first. With `stream`, an object too
+    /// large for the hot cache comes back as [`Body::Large`] (streamed when sent); without it,
+    /// always as bytes (registry files the proxy decodes).
     async fn load_stored(
         self: &Arc<Self>,
         key: &StorageKey,
         revalidate: bool,
+        stream: bool,
     ) -> Result<Loaded, Failure> {
         let path = key.path();
         if let Some(e) = self.cache.get(&path) {
             if !revalidate || e.age_ms(&self.cache) < self.revalidate_ms {
-                return Ok(Loaded {
-                    body: e.body.clone(),
-                    etag: e.etag.clone(),
-                    outcome: Outcome::Hit,
-                });
+                return Ok(Loaded::full(e.body.clone(), e.etag.clone(), Outcome::Hit));
             }
             let (me, k, p) = (self.clone(), key.clone(), path.clone());
             return self
@@ -314,54 +371,98 @@ impl Hexyard {
                     match me.store.head(&k).await {
                         Ok(Some(m)) if m.etag == e.etag => {
                             e.touch(&me.cache);
-                            Ok(Loaded { body: e.body.clone(), etag: e.etag.clone(), outcome: Outcome::Hit })
+                            Ok(Loaded::full(e.body.clone(), e.etag.clone(), Outcome::Hit))
                         }
-                        Ok(Some(_)) => me.read_store(&k).await,
+                        Ok(Some(_)) => me.read_store(&k, stream).await,
                         Ok(None) => {
                             me.cache.remove(&p);
                             Err(Failure::not_found("not found"))
                         }
                         Err(err) => {
                             tracing::warn!(error = %err, key = %p, "store check failed; serving the cached copy");
-                            Ok(Loaded { body: e.body.clone(), etag: e.etag.clone(), outcome: Outcome::Stale })
+                            Ok(Loaded::full(e.body.clone(), e.etag.clone(), Outcome::Stale))
                         }
                     }
                 })
                 .await;
         }
         let (me, k) = (self.clone(), key.clone());
+        let flight = if stream { "load" } else { "load-full" };
         self.flights
-            .run(
-                &format!("load:{path}"),
-                async move { me.read_store(&k).await },
-            )
+            .run(&format!("{flight}:{path}"), async move {
+                me.read_store(&k, stream).await
+            })
             .await
     }
 
-    async fn read_store(&self, key: &StorageKey) -> Result<Loaded, Failure> {
-        match self.store.get(key).await {
-            Ok(Some(obj)) => {
-                self.cache
-                    .insert(&key.path(), obj.body.clone(), obj.meta.etag.clone());
-                Ok(Loaded {
-                    body: obj.body,
-                    etag: obj.meta.etag,
-                    outcome: Outcome::Miss,
-                })
-            }
+    /// One read of the store: small objects whole (and into the hot cache); with `stream`,
+    /// larger ones as an open stream.
+    async fn read_store(&self, key: &StorageKey, stream: bool) -> Result<Loaded, Failure> {
+        let (meta, chunks) = match self.store.get_stream(key).await {
+            Ok(Some(found)) => found,
+            Ok(None) => return Err(Failure::not_found("not found")),
+            Err(e) => return Err(Failure::store(&e)),
+        };
+        if stream && meta.size > self.cache.max_object {
+            return Ok(Loaded {
+                body: Body::Large(Arc::new(Large {
+                    key: key.clone(),
+                    size: meta.size,
+                    opened: Mutex::new(Some(chunks)),
+                })),
+                etag: meta.etag,
+                outcome: Outcome::Miss,
+            });
+        }
+        let body = collect(chunks, meta.size)
+            .await
+            .map_err(|e| Failure::store(&e))?;
+        self.cache
+            .insert(&key.path(), body.clone(), meta.etag.clone());
+        Ok(Loaded::full(body, meta.etag, Outcome::Miss))
+    }
+
+    /// The chunks of a large body, with its size and ETag: the stream its load opened (for the
+    /// first caller), else a new read (the object may have been replaced in between: the size
+    /// and ETag are then the new object's).
+    pub async fn open_large(
+        &self,
+        l: &Large,
+    ) -> Result<(u64, Option<String>, ByteStream), Failure> {
+        let opened = match l.opened.lock() {
+            Ok(mut o) => o.take(),
+            Err(poisoned) => poisoned.into_inner().take(),
+        };
+        if let Some(s) = opened {
+            return Ok((l.size, None, s));
+        }
+        match self.store.get_stream(&l.key).await {
+            Ok(Some((meta, s))) => Ok((meta.size, Some(meta.etag), s)),
             Ok(None) => Err(Failure::not_found("not found")),
             Err(e) => Err(Failure::store(&e)),
         }
     }
 
-    /// Stored copy of a key (through the hot cache; `revalidate` as in `load_stored`), `None`
-    /// when absent.
+    /// The whole body in memory (a large one read from the store).
+    pub async fn body_bytes(&self, body: &Body) -> Result<Bytes, Failure> {
+        match body {
+            Body::Full(b) => Ok(b.clone()),
+            Body::Large(l) => {
+                let (size, _, s) = self.open_large(l).await?;
+                collect(s, size).await.map_err(|e| Failure::store(&e))
+            }
+        }
+    }
+
+    /// Stored copy of a key (through the hot cache; `revalidate` and `stream` as in
+    /// `load_stored`), `None` when absent.
     async fn stored(
         self: &Arc<Self>,
         key: &StorageKey,
         revalidate: bool,
+        stream: bool,
     ) -> Result<Option<Loaded>, Failure> {
-        match self.load_stored(key, revalidate).await {
+        match self.load_stored(key, revalidate, stream).await {
             Ok(l) => Ok(Some(l)),
             Err(f) if f.outcome == Outcome::NotFound => Ok(None),
             Err(f) => Err(f),
@@ -409,11 +510,7 @@ impl Hexyard {
             Object::PublicKey => {
                 let pem = m.key.to_spki_pem();
                 let etag = format!("\"{}\"", &hex::encode(sha256(pem.as_bytes()))[..32]);
-                Ok(Loaded {
-                    body: Bytes::from(pem),
-                    etag,
-                    outcome: Outcome::Hit,
-                })
+                Ok(Loaded::full(Bytes::from(pem), etag, Outcome::Hit))
             }
         }
     }
@@ -428,7 +525,7 @@ impl Hexyard {
         ttl: Duration,
     ) -> Result<Loaded, Failure> {
         let path = key.path();
-        let stored = self.stored(&key, true).await?;
+        let stored = self.stored(&key, true, false).await?;
         match &stored {
             Some(s) if m.cfg.offline || m.fresh(&path, ttl) => return Ok(s.clone()),
             None if m.cfg.offline => {
@@ -505,7 +602,7 @@ impl Hexyard {
                 } else {
                     Outcome::Miss
                 };
-                if let Some(s) = stored.filter(|s| s.body == body) {
+                if let Some(s) = stored.filter(|s| s.body.full() == Some(&body)) {
                     m.mark(&path, etag);
                     return Ok(Loaded { outcome, ..s });
                 }
@@ -516,11 +613,7 @@ impl Hexyard {
                     .map_err(|e| Failure::store(&e))?;
                 self.cache.insert(&path, body.clone(), meta.etag.clone());
                 m.mark(&path, etag);
-                Ok(Loaded {
-                    body,
-                    etag: meta.etag,
-                    outcome,
-                })
+                Ok(Loaded::full(body, meta.etag, outcome))
             }
             Ok(Fetched::NotFound) => match stored {
                 Some(s) => stale(s, "gone upstream"),
@@ -559,7 +652,8 @@ impl Hexyard {
                 ttl,
             )
             .await?;
-        registry::decode_package(&loaded.body, &m.key, &m.cfg.upstream.name, name).map_err(|e| {
+        let body = self.body_bytes(&loaded.body).await?;
+        registry::decode_package(&body, &m.key, &m.cfg.upstream.name, name).map_err(|e| {
             Failure::new(
                 502,
                 Outcome::VerifyFailed,
@@ -575,7 +669,7 @@ impl Hexyard {
         name: &str,
         version: &str,
     ) -> Result<Loaded, Failure> {
-        if let Some(l) = self.stored(key, false).await? {
+        if let Some(l) = self.stored(key, false, true).await? {
             return Ok(l);
         }
         if m.cfg.offline {
@@ -656,11 +750,7 @@ impl Hexyard {
             Err(e) => return Err(Failure::store(&e)),
         };
         self.cache.insert(&key.path(), body.clone(), etag.clone());
-        Ok(Loaded {
-            body,
-            etag,
-            outcome: Outcome::Miss,
-        })
+        Ok(Loaded::full(body, etag, Outcome::Miss))
     }
 
     async fn mirror_docs(
@@ -670,7 +760,7 @@ impl Hexyard {
         name: &str,
         version: &str,
     ) -> Result<Loaded, Failure> {
-        if let Some(l) = self.stored(key, false).await? {
+        if let Some(l) = self.stored(key, false, true).await? {
             return Ok(l);
         }
         if m.cfg.offline {
@@ -693,11 +783,7 @@ impl Hexyard {
                             .await
                             .map_err(|e| Failure::store(&e))?;
                         me.cache.insert(&k.path(), body.clone(), meta.etag.clone());
-                        Ok(Loaded {
-                            body,
-                            etag: meta.etag,
-                            outcome: Outcome::Miss,
-                        })
+                        Ok(Loaded::full(body, meta.etag, Outcome::Miss))
                     }
                     Ok(_) => Err(Failure::not_found(format!("{rel} does not exist upstream"))),
                     Err(e) => Err(upstream_failure(&m2, &rel, &e)),
@@ -853,6 +939,25 @@ fn upstream_failure(m: &Mirror, rel: &str, e: &UpstreamError) -> Failure {
             m.name
         ),
     )
+}
+
+/// Reads a stream of `size` bytes into one buffer (bounded: a longer stream is an error).
+async fn collect(mut chunks: ByteStream, size: u64) -> Result<Bytes, StoreError> {
+    use futures::TryStreamExt;
+    let cap = usize::try_from(size).map_err(|_| StoreError::Corrupt("object too large".into()))?;
+    let mut buf = bytes::BytesMut::with_capacity(cap);
+    while let Some(chunk) = chunks.try_next().await? {
+        if buf.len() + chunk.len() > cap {
+            return Err(StoreError::Corrupt(
+                "object longer than its stored size".into(),
+            ));
+        }
+        if buf.is_empty() && chunk.len() == cap {
+            return Ok(chunk);
+        }
+        buf.extend_from_slice(&chunk);
+    }
+    Ok(buf.freeze())
 }
 
 fn sha256(b: &[u8]) -> Vec<u8> {

@@ -3,10 +3,12 @@
 //! upstream); `/api/...` goes to the publisher peer with the body streamed and
 //! `Expect: 100-continue` passed through; `logging` writes the access line and the metrics.
 
+use crate::range;
 use crate::route::{self, Route};
-use crate::serve::{Failure, Hexyard, Outcome, Served};
+use crate::serve::{Body, Failure, Hexyard, Outcome, Served};
 use async_trait::async_trait;
 use bytes::Bytes;
+use futures::StreamExt;
 use hexyard_common::auth::Access;
 use hexyard_common::etf::{self, Term};
 use pingora::http::ResponseHeader;
@@ -188,32 +190,151 @@ impl HexProxy {
             }
         }
         match self.y.serve(&repo, &object).await {
-            Ok(Served {
-                loaded,
-                content_type,
-                cache_control,
-            }) => {
-                ctx.outcome = loaded.outcome;
-                let headers = [
-                    ("content-type", content_type.to_owned()),
-                    ("cache-control", cache_control.to_owned()),
-                    ("etag", loaded.etag.clone()),
-                ];
-                if not_modified(session, &loaded.etag) {
-                    return respond(session, 304, &headers, Bytes::new(), ctx).await;
-                }
-                respond(session, 200, &headers, loaded.body, ctx).await
-            }
-            Err(Failure {
-                status,
-                message,
-                outcome,
-            }) => {
-                ctx.outcome = outcome;
-                respond_text(session, status, &message, ctx).await
-            }
+            Ok(served) => self.send_file(session, served, ctx).await,
+            Err(f) => fail(session, f, ctx).await,
         }
     }
+
+    /// Sends a repository file: 304 for a matching `If-None-Match`, 206/416 for a `Range`,
+    /// else 200; a large stored object streamed chunk by chunk.
+    async fn send_file(
+        &self,
+        session: &mut Session,
+        served: Served,
+        ctx: &mut Ctx,
+    ) -> Result<bool> {
+        let Served {
+            loaded,
+            content_type,
+            cache_control,
+        } = served;
+        ctx.outcome = loaded.outcome;
+        let mut etag = loaded.etag;
+        let mut len = loaded.body.len();
+        let mut headers = vec![
+            ("content-type", content_type.to_owned()),
+            ("cache-control", cache_control.to_owned()),
+            ("etag", etag.clone()),
+        ];
+        if not_modified(session, &etag) {
+            return respond(session, 304, &headers, Bytes::new(), ctx).await;
+        }
+        let head_only = session.req_header().method == http::Method::HEAD;
+        let mut chunks = None;
+        if let Body::Large(l) = &loaded.body
+            && !head_only
+        {
+            match self.y.open_large(l).await {
+                Ok((size, new_etag, s)) => {
+                    len = size;
+                    if let Some(e) = new_etag {
+                        etag = e;
+                        headers[2].1 = etag.clone();
+                    }
+                    chunks = Some(s);
+                }
+                Err(f) => return fail(session, f, ctx).await,
+            }
+        }
+        let h = &session.req_header().headers;
+        let header = |name: http::header::HeaderName| h.get(name).and_then(|v| v.to_str().ok());
+        let plan = range::plan(
+            header(http::header::RANGE),
+            header(http::header::IF_RANGE),
+            &etag,
+            len,
+        );
+        let (status, start, end) = match plan {
+            range::Plan::Whole => (200, 0, len),
+            range::Plan::Part { start, end } => {
+                headers.push(("content-range", format!("bytes {start}-{end}/{len}")));
+                (206, start, end + 1)
+            }
+            range::Plan::Unsatisfiable => {
+                headers.push(("content-range", format!("bytes */{len}")));
+                return respond(session, 416, &headers, Bytes::new(), ctx).await;
+            }
+        };
+        headers.push(("accept-ranges", "bytes".to_owned()));
+        let Some(mut chunks) = chunks else {
+            let body = match &loaded.body {
+                Body::Full(b) => b.slice(bounds(start, end, b.len())),
+                // HEAD of a large object: only the headers.
+                Body::Large(_) => {
+                    return respond_head(session, status, &headers, end - start, ctx).await;
+                }
+            };
+            return respond(session, status, &headers, body, ctx).await;
+        };
+        // A large object: headers, then the chunks inside [start, end).
+        let mut resp = ResponseHeader::build(status, Some(headers.len() + 1))?;
+        for (k, v) in &headers {
+            resp.insert_header(*k, v.as_str())?;
+        }
+        resp.insert_header("content-length", (end - start).to_string())?;
+        session
+            .write_response_header(Box::new(resp), end == start)
+            .await?;
+        ctx.status = status;
+        let mut offset = 0u64;
+        while offset < end {
+            let chunk = match chunks.next().await {
+                Some(Ok(c)) => c,
+                Some(Err(e)) => {
+                    tracing::error!(error = %e, "store stream failed mid-body");
+                    ctx.outcome = Outcome::StoreError;
+                    return Error::e_explain(ErrorType::WriteError, "store stream cut short");
+                }
+                None => {
+                    ctx.outcome = Outcome::StoreError;
+                    return Error::e_explain(ErrorType::WriteError, "store stream ended early");
+                }
+            };
+            let at = offset;
+            offset += chunk.len() as u64;
+            if offset <= start {
+                continue;
+            }
+            let lo = start.saturating_sub(at);
+            let hi = (end - at).min(chunk.len() as u64);
+            let piece = chunk.slice(bounds(lo, hi, chunk.len()));
+            ctx.bytes += piece.len();
+            session
+                .write_response_body(Some(piece), offset >= end)
+                .await?;
+        }
+        Ok(true)
+    }
+}
+
+/// `start..end` as a slice range of a buffer of `len` bytes (clamped).
+fn bounds(start: u64, end: u64, len: usize) -> std::ops::Range<usize> {
+    let end = usize::try_from(end).unwrap_or(len).min(len);
+    let start = usize::try_from(start).unwrap_or(end).min(end);
+    start..end
+}
+
+/// The headers of a response whose body is not sent (HEAD), with its length.
+async fn respond_head(
+    session: &mut Session,
+    status: u16,
+    headers: &[(&'static str, String)],
+    len: u64,
+    ctx: &mut Ctx,
+) -> Result<bool> {
+    let mut resp = ResponseHeader::build(status, Some(headers.len() + 1))?;
+    for (k, v) in headers {
+        resp.insert_header(*k, v.as_str())?;
+    }
+    resp.insert_header("content-length", len.to_string())?;
+    session.write_response_header(Box::new(resp), true).await?;
+    ctx.status = status;
+    Ok(true)
+}
+
+async fn fail(session: &mut Session, f: Failure, ctx: &mut Ctx) -> Result<bool> {
+    ctx.outcome = f.outcome;
+    respond_text(session, f.status, &f.message, ctx).await
 }
 
 #[async_trait]

@@ -135,7 +135,12 @@ impl Ctx {
             .serve_retrying(&Object::Package(name.to_owned()))
             .await
             .map_err(|f| f.message)?;
-        let p = registry::decode_package(&served.loaded.body, &self.m.key, upstream, name)
+        let body = self
+            .y
+            .body_bytes(&served.loaded.body)
+            .await
+            .map_err(|f| f.message)?;
+        let p = registry::decode_package(&body, &self.m.key, upstream, name)
             .map_err(|e| e.to_string())?;
         Ok(Got::Fetched(p))
     }
@@ -158,7 +163,8 @@ impl Ctx {
                     })
                     .await
                     .map_err(|f| f.message)?;
-                (s.loaded.body, true)
+                let body = self.y.body_bytes(&s.loaded.body).await;
+                (body.map_err(|f| f.message)?, true)
             }
         };
         if let Some(want) = outer {
