@@ -5,6 +5,9 @@ use crate::respond::{Format, Reply};
 use hexyard_common::etf::Term;
 use http::StatusCode;
 
+/// What a client is told when the store cannot be reached (the details go to the log).
+pub const STORE_UNAVAILABLE: &str = "storage unavailable, try again";
+
 /// A client-visible failure. `errors` holds field => text pairs, as hex.pm's validation errors
 /// do (mix prints each as `  key: value`).
 #[derive(Debug, Clone, PartialEq)]
@@ -57,6 +60,17 @@ impl ApiError {
     }
     pub fn unavailable(message: impl Into<String>) -> Self {
         Self::new(StatusCode::SERVICE_UNAVAILABLE, message)
+    }
+    /// A store failure: logged with its details; the client gets a 503 that names no bucket,
+    /// path or endpoint when the store is unreachable, a 500 otherwise.
+    pub fn store(e: hexyard_common::storage::StoreError) -> Self {
+        tracing::error!(error = %e, "store failure");
+        match e {
+            hexyard_common::storage::StoreError::Unavailable(_) => {
+                Self::unavailable(STORE_UNAVAILABLE)
+            }
+            _ => Self::internal(),
+        }
     }
     pub fn internal() -> Self {
         Self::new(StatusCode::INTERNAL_SERVER_ERROR, "Internal server error")

@@ -59,14 +59,6 @@ pub struct RepoGuard<'a> {
     state: tokio::sync::MutexGuard<'a, IndexState>,
 }
 
-fn store_err(e: StoreError) -> ApiError {
-    tracing::error!(error = %e, "store failure");
-    match e {
-        StoreError::Unavailable(m) => ApiError::unavailable(format!("storage unavailable: {m}")),
-        _ => ApiError::internal(),
-    }
-}
-
 fn key_err(e: impl std::fmt::Display) -> ApiError {
     ApiError::bad_request(format!("invalid name: {e}"))
 }
@@ -111,7 +103,7 @@ impl HostedRepo {
     /// Reads and verifies `packages/<name>` (no lock needed: files are replaced atomically).
     pub async fn read_package(&self, store: &dyn Store, name: &str) -> Result<Current, ApiError> {
         let key = StorageKey::package(&self.name, name).map_err(key_err)?;
-        match store.get(&key).await.map_err(store_err)? {
+        match store.get(&key).await.map_err(ApiError::store)? {
             None => Ok(Current {
                 etag: None,
                 package: None,
@@ -136,7 +128,7 @@ impl HostedRepo {
     /// Reads and verifies `versions` (empty when absent).
     async fn read_versions(&self, store: &dyn Store) -> Result<Cached<proto::Versions>, ApiError> {
         let key = StorageKey::versions(&self.name).map_err(key_err)?;
-        match store.get(&key).await.map_err(store_err)? {
+        match store.get(&key).await.map_err(ApiError::store)? {
             None => Ok(Cached {
                 etag: None,
                 value: proto::Versions {
@@ -160,7 +152,7 @@ impl HostedRepo {
 
     async fn read_names(&self, store: &dyn Store) -> Result<Cached<proto::Names>, ApiError> {
         let key = StorageKey::names(&self.name).map_err(key_err)?;
-        match store.get(&key).await.map_err(store_err)? {
+        match store.get(&key).await.map_err(ApiError::store)? {
             None => Ok(Cached {
                 etag: None,
                 value: proto::Names {
@@ -208,7 +200,7 @@ async fn put_conditional(
     match store.put(key, body, mode).await {
         Ok(meta) => Ok(Some(meta.etag)),
         Err(StoreError::AlreadyExists | StoreError::PreconditionFailed) => Ok(None),
-        Err(e) => Err(store_err(e)),
+        Err(e) => Err(ApiError::store(e)),
     }
 }
 
@@ -261,6 +253,22 @@ impl RepoGuard<'_> {
         &mut self,
         store: &dyn Store,
         name: &str,
+        change: F,
+    ) -> Result<Option<proto::Package>, ApiError>
+    where
+        F: FnMut(Option<proto::Package>) -> Result<Option<proto::Package>, ApiError>,
+    {
+        self.change_package_from(store, name, None, change).await
+    }
+
+    /// [`Self::change_package`] starting from `known`, the package file as the caller just
+    /// read it (one read fewer; a stale `known` only costs a conflict and a re-read, as the
+    /// write is conditional on its ETag).
+    pub async fn change_package_from<F>(
+        &mut self,
+        store: &dyn Store,
+        name: &str,
+        mut known: Option<Current>,
         mut change: F,
     ) -> Result<Option<proto::Package>, ApiError>
     where
@@ -272,7 +280,10 @@ impl RepoGuard<'_> {
         let mut tombstone = None;
         let mut done = false;
         for _ in 0..MAX_ATTEMPTS {
-            let current = repo.read_package(store, name).await?;
+            let current = match known.take() {
+                Some(c) => c,
+                None => repo.read_package(store, name).await?,
+            };
             let next = change(current.package.clone())?;
             // Removing the package is a conditional write too: a package file without releases
             // (a tombstone), deleted once the indexes no longer name the package. A plain
@@ -305,16 +316,17 @@ impl RepoGuard<'_> {
         if !done {
             return Err(conflict());
         }
-        self.update_indexes(store, name).await?;
+        self.update_indexes_after(store, name, Some(written.as_ref()))
+            .await?;
         if let Some(etag) = tombstone {
             // Only if nobody wrote the package again meanwhile.
             if store
                 .head(&key)
                 .await
-                .map_err(store_err)?
+                .map_err(ApiError::store)?
                 .is_some_and(|m| m.etag == etag)
             {
-                store.delete(&key).await.map_err(store_err)?;
+                store.delete(&key).await.map_err(ApiError::store)?;
             }
         }
         Ok(written)
@@ -331,20 +343,38 @@ impl RepoGuard<'_> {
     /// newer entry: publish A writes `[v1, v2]`, publish B writes `[v1, v2, v3]` and its
     /// `versions`, then A re-reads `versions` after its conflict and writes `[v1, v2]` back.)
     pub async fn update_indexes(&mut self, store: &dyn Store, name: &str) -> Result<(), ApiError> {
+        self.update_indexes_after(store, name, None).await
+    }
+
+    /// [`Self::update_indexes`] right after this process wrote the package file as `written`
+    /// (`Some(None)`: removed). While an index comes from this process's cache, its snapshot
+    /// predates that write, so `written` is as good as a fresh read: a later write of the
+    /// package file by another process is followed by that process's own index update, which
+    /// either fails our conditional write (we then re-read both) or comes after it. An index
+    /// read from the store now is paired with a fresh read of the package file, as above.
+    async fn update_indexes_after(
+        &mut self,
+        store: &dyn Store,
+        name: &str,
+        written: Option<Option<&proto::Package>>,
+    ) -> Result<(), ApiError> {
         let repo = self.repo;
         let vkey = StorageKey::versions(&repo.name).map_err(key_err)?;
         let mut ok = false;
         for _ in 0..MAX_ATTEMPTS {
-            let cached = match self.state.versions.take() {
-                Some(c) => c,
-                None => repo.read_versions(store).await?,
+            let (cached, known) = match self.state.versions.take() {
+                Some(c) => (c, written),
+                None => (repo.read_versions(store).await?, None),
             };
-            let entry = repo
-                .read_package(store, name)
-                .await?
-                .package
-                .as_ref()
-                .map(versions_entry);
+            let entry = match known {
+                Some(p) => p.map(versions_entry),
+                None => repo
+                    .read_package(store, name)
+                    .await?
+                    .package
+                    .as_ref()
+                    .map(versions_entry),
+            };
             let mut value = cached.value;
             upsert_sorted(&mut value.packages, name, entry, |p| p.name.as_str());
             let body = repo.sign(&value)?;
@@ -363,11 +393,14 @@ impl RepoGuard<'_> {
         let nkey = StorageKey::names(&repo.name).map_err(key_err)?;
         let updated_at = now_timestamp();
         for _ in 0..MAX_ATTEMPTS {
-            let cached = match self.state.names.take() {
-                Some(c) => c,
-                None => repo.read_names(store).await?,
+            let (cached, known) = match self.state.names.take() {
+                Some(c) => (c, written),
+                None => (repo.read_names(store).await?, None),
             };
-            let exists = repo.read_package(store, name).await?.package.is_some();
+            let exists = match known {
+                Some(p) => p.is_some(),
+                None => repo.read_package(store, name).await?.package.is_some(),
+            };
             let entry = exists.then(|| proto::NamesPackage {
                 name: name.to_owned(),
                 updated_at: Some(updated_at),
@@ -395,13 +428,13 @@ impl RepoGuard<'_> {
     pub async fn reconcile(&mut self, store: &dyn Store) -> Result<usize, ApiError> {
         let repo = self.repo;
         let vkey = StorageKey::versions(&repo.name).map_err(key_err)?;
-        let Some(vmeta) = store.head(&vkey).await.map_err(store_err)? else {
+        let Some(vmeta) = store.head(&vkey).await.map_err(ApiError::store)? else {
             return Ok(0);
         };
         let listed = store
             .list(&hexyard_common::storage::KeyPrefix::packages(&repo.name).map_err(key_err)?)
             .await
-            .map_err(store_err)?;
+            .map_err(ApiError::store)?;
         let versions = repo.read_versions(store).await?.value;
         let names = repo.read_names(store).await?.value;
         let mut stale: std::collections::BTreeSet<String> = std::collections::BTreeSet::new();
@@ -459,7 +492,7 @@ impl RepoGuard<'_> {
         let meta = store
             .put(&vkey, repo.sign(&versions)?, PutMode::Overwrite)
             .await
-            .map_err(store_err)?;
+            .map_err(ApiError::store)?;
         self.state.versions = Some(Cached {
             etag: Some(meta.etag),
             value: versions,
@@ -467,7 +500,7 @@ impl RepoGuard<'_> {
         let meta = store
             .put(&nkey, repo.sign(&names)?, PutMode::Overwrite)
             .await
-            .map_err(store_err)?;
+            .map_err(ApiError::store)?;
         self.state.names = Some(Cached {
             etag: Some(meta.etag),
             value: names,

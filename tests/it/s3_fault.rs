@@ -60,10 +60,13 @@ fn s3_outage_serves_from_memory_fails_writes_cleanly_and_resumes() {
     // A publish fails fast and says why.
     let t = Instant::now();
     let r = publish_fixture_at(addr, "/api", "fx_core-0.2.0");
-    let errors = assert_error(&r, 503, "storage unavailable: S3 ");
+    let errors = assert_error(&r, 503, "storage unavailable, try again");
     assert!(errors.is_empty());
     let (_, message, _) = error_of(&r);
-    assert!(message.contains("cannot reach the server"), "{message}");
+    assert!(
+        !message.contains(&endpoint) && !message.contains(S3_BUCKET),
+        "the client is not told where the store is: {message}"
+    );
     assert!(t.elapsed() < Duration::from_secs(10), "{:?}", t.elapsed());
 
     // moto restarts empty (it has no persistence): the bucket is re-created.
@@ -123,11 +126,7 @@ fn s3_cut_mid_publish_leaves_nothing_an_index_names_and_resumes_with_the_data() 
     // tarball: the publish fails with a 503 and no index file changed.
     gate.cut_on("PUT /hexyard-test/repos/fixture_repo/packages/fx_core?");
     let r = publish_fixture_at(addr, "/api", "fx_core-0.2.0");
-    assert_error(
-        &r,
-        503,
-        "storage unavailable: S3 PutObject repos/fixture_repo/packages/fx_core ",
-    );
+    assert_error(&r, 503, "storage unavailable, try again");
     assert!(!gate.is_up());
     assert_eq!(get(addr, "/readyz").status, 503);
     let mut after = env.snapshot();

@@ -44,10 +44,7 @@ pub async fn publish(
         .store
         .put(&key, body, PutMode::Overwrite)
         .await
-        .map_err(|e| {
-            tracing::error!(error = %e, "store failure");
-            ApiError::unavailable(format!("storage unavailable: {e}"))
-        })?;
+        .map_err(ApiError::store)?;
     let urls = Urls {
         public_url: &ctx.app.public_url,
         repo: &ctx.repo.name,
@@ -63,9 +60,6 @@ pub async fn revert(ctx: &Ctx<'_>, name: &str, version: &str) -> Result<Reply, A
     match ctx.app.store.delete(&key).await {
         Ok(true) => Ok(Reply::empty(StatusCode::NO_CONTENT)),
         Ok(false) => Err(ApiError::page_not_found()),
-        Err(e) => {
-            tracing::error!(error = %e, "store failure");
-            Err(ApiError::unavailable(format!("storage unavailable: {e}")))
-        }
+        Err(e) => Err(ApiError::store(e)),
     }
 }

@@ -100,7 +100,7 @@ pub async fn publish(
     }
     store_tarball(store, repo, &tb, body, existing.is_some()).await?;
     let pkg = guard
-        .change_package(store, &tb.name, |cur| {
+        .change_package_from(store, &tb.name, Some(current), |cur| {
             let mut p = cur.unwrap_or_else(|| proto::Package {
                 releases: vec![],
                 name: tb.name.clone(),
@@ -239,15 +239,15 @@ async fn store_tarball(
     match store.put(&key, body.clone(), mode).await {
         Ok(_) => return Ok(()),
         Err(StoreError::AlreadyExists) => {}
-        Err(e) => return Err(store_error(e)),
+        Err(e) => return Err(ApiError::store(e)),
     }
-    let Some(old) = store.get(&key).await.map_err(store_error)? else {
+    let Some(old) = store.get(&key).await.map_err(ApiError::store)? else {
         // Deleted in between: try once more.
         return store
             .put(&key, body, PutMode::CreateOnly)
             .await
             .map(|_| ())
-            .map_err(store_error);
+            .map_err(ApiError::store);
     };
     if old.body == body {
         return Ok(());
@@ -270,16 +270,8 @@ async fn store_tarball(
                 StatusCode::CONFLICT,
                 "another publish of this version is in progress; retry in a minute",
             ),
-            e => store_error(e),
+            e => ApiError::store(e),
         })
-}
-
-fn store_error(e: StoreError) -> ApiError {
-    tracing::error!(error = %e, "store failure");
-    match e {
-        StoreError::Unavailable(m) => ApiError::unavailable(format!("storage unavailable: {m}")),
-        _ => ApiError::internal(),
-    }
 }
 
 /// Turns the metadata requirements into registry dependencies.
