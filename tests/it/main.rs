@@ -1,6 +1,14 @@
 //! Integration tests: the real processes on loopback ports.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use hexyard_tests::{EnvOptions, StoreBackend};
+
+/// The deployment options of the publish/fetch suite: a local store here; the `it_s3` test
+/// binary compiles the same files again with an S3 store.
+fn opts() -> EnvOptions {
+    EnvOptions::on(StoreBackend::Local)
+}
+
 mod proxy_hosted;
 mod proxy_mirror;
 mod proxy_process;

@@ -19,7 +19,7 @@ fn publish(addr: std::net::SocketAddr, file: &str, key: &str) -> http::Response 
 
 #[test]
 fn serves_what_the_publisher_wrote_with_etags_and_no_content_encoding() {
-    let env = TestEnv::new(EnvOptions::default());
+    let env = TestEnv::new(crate::opts());
     let _publisher = env.start_publisher();
     let proxy = env.start_proxy();
     let addr = proxy.addr;
@@ -109,7 +109,7 @@ fn serves_what_the_publisher_wrote_with_etags_and_no_content_encoding() {
 
 #[test]
 fn refuses_bad_paths_unknown_repos_and_writes() {
-    let env = TestEnv::new(EnvOptions::default());
+    let env = TestEnv::new(crate::opts());
     let _publisher = env.start_publisher();
     let proxy = env.start_proxy();
     let addr = proxy.addr;
@@ -148,7 +148,7 @@ fn refuses_bad_paths_unknown_repos_and_writes() {
 fn private_repo_auth_matrix() {
     let env = TestEnv::new(EnvOptions {
         public: false,
-        ..EnvOptions::default()
+        ..crate::opts()
     });
     let _publisher = env.start_publisher();
     let proxy = env.start_proxy();
@@ -207,7 +207,7 @@ fn base64_encode(b: &[u8]) -> String {
 fn api_errors_pass_through_and_oversized_uploads_stop_before_the_body() {
     let env = TestEnv::new(EnvOptions {
         limits: "{tarball_bytes: 4000}".into(),
-        ..EnvOptions::default()
+        ..crate::opts()
     });
     let _publisher = env.start_publisher();
     let proxy = env.start_proxy();
@@ -224,7 +224,7 @@ fn api_errors_pass_through_and_oversized_uploads_stop_before_the_body() {
 
 #[test]
 fn api_is_502_with_a_message_when_the_publisher_is_down() {
-    let env = TestEnv::new(EnvOptions::default());
+    let env = TestEnv::new(crate::opts());
     let proxy = env.start_proxy();
     let r = Request::new("GET", "/api/users/me")
         .hex_api(Some(WRITE_KEY))

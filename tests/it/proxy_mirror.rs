@@ -12,7 +12,7 @@ const M: &str = "mirror";
 fn env_with(up: &FakeUpstream, extra: &[&str]) -> TestEnv {
     TestEnv::new(EnvOptions {
         extra_repos: mirror_yaml(M, up, "fixture_repo", extra),
-        ..EnvOptions::default()
+        ..crate::opts()
     })
 }
 

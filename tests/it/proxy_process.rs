@@ -55,7 +55,7 @@ fn publish(addr: std::net::SocketAddr, file: &str) -> http::Response {
 
 #[test]
 fn spawns_restarts_and_stops_the_publisher() {
-    let env = TestEnv::new(EnvOptions::default());
+    let env = TestEnv::new(crate::opts());
     let text = std::fs::read_to_string(&env.config_path).unwrap();
     std::fs::write(
         &env.config_path,
@@ -94,7 +94,7 @@ fn sigterm_lets_in_flight_requests_finish() {
     up.set_delay(Duration::from_millis(1500));
     let env = TestEnv::new(EnvOptions {
         extra_repos: mirror_yaml("mirror", &up, "fixture_repo", &[]),
-        ..EnvOptions::default()
+        ..crate::opts()
     });
     let mut proxy = env.start_proxy();
     let addr = proxy.addr;
@@ -129,7 +129,7 @@ fn metrics_count_requests_by_kind_route_and_outcome() {
             "fixture_repo",
             &["allow: [fx_core]", "follow_deps: false"],
         ),
-        ..EnvOptions::default()
+        ..crate::opts()
     });
     let text = std::fs::read_to_string(&env.config_path).unwrap();
     std::fs::write(

@@ -19,7 +19,7 @@ fn publish_fixture(env: &TestEnv, file: &str) -> http::Response {
 
 #[test]
 fn publishes_every_fixture_as_mix_does_and_signs_the_index() {
-    let env = env(EnvOptions::default());
+    let env = env(crate::opts());
     let _p = env.start_publisher();
 
     let me = Request::new("GET", "/api/users/me")

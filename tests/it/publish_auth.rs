@@ -60,7 +60,7 @@ fn write_routes() -> Vec<(&'static str, &'static str, Vec<u8>, bool)> {
 
 #[test]
 fn every_write_route_needs_a_write_key_for_this_repo() {
-    let env = env(EnvOptions::default());
+    let env = env(crate::opts());
     let _p = env.start_publisher();
     publish_fixtures(env.publisher_addr, &["fx_core-0.1.0"]);
     let before = env.snapshot();
@@ -119,7 +119,7 @@ fn every_write_route_needs_a_write_key_for_this_repo() {
 
 #[test]
 fn users_me_needs_a_key() {
-    let env = env(EnvOptions::default());
+    let env = env(crate::opts());
     let _p = env.start_publisher();
     let r = send(&api("GET", "/api/users/me", None), env.publisher_addr);
     assert_error(&r, 401, "missing authentication information");
@@ -141,7 +141,7 @@ fn users_me_needs_a_key() {
 fn private_repo_reads_need_a_read_key() {
     let env = env(EnvOptions {
         public: false,
-        ..EnvOptions::default()
+        ..crate::opts()
     });
     let _p = env.start_publisher();
     publish_fixtures(env.publisher_addr, &["fx_core-0.1.0"]);
@@ -179,7 +179,7 @@ fn private_repo_reads_need_a_read_key() {
 
 #[test]
 fn public_repo_reads_need_no_key() {
-    let env = env(EnvOptions::default());
+    let env = env(crate::opts());
     let _p = env.start_publisher();
     publish_fixtures(env.publisher_addr, &["fx_core-0.1.0"]);
     let r = send(

@@ -37,7 +37,7 @@ const BAD: &[(&str, &str)] = &[
 
 #[test]
 fn every_bad_upload_is_refused_with_its_defect_and_changes_nothing() {
-    let env = env(EnvOptions::default());
+    let env = env(crate::opts());
     let _p = env.start_publisher();
     // Something stored already, so "unchanged" covers existing index files too.
     publish_fixtures(env.publisher_addr, &["fx_core-0.1.0"]);
@@ -97,7 +97,7 @@ fn every_bad_upload_is_refused_with_its_defect_and_changes_nothing() {
 fn small_limit_env() -> TestEnv {
     env(EnvOptions {
         limits: "{tarball_bytes: 6000}".into(),
-        ..EnvOptions::default()
+        ..crate::opts()
     })
 }
 

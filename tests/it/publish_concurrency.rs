@@ -106,7 +106,7 @@ fn assert_index_holds(env: &TestEnv, acknowledged: &[(String, String)]) {
 
 #[test]
 fn concurrent_publishes_through_two_processes_lose_nothing() {
-    let env = env(EnvOptions::default());
+    let env = env(crate::opts());
     let p1 = env.start_publisher();
     let p2 = env.start_second_publisher();
     let addrs = [p1.addr, p2.addr];
@@ -142,7 +142,7 @@ fn concurrent_publishes_through_two_processes_lose_nothing() {
 
 #[test]
 fn sigkill_between_publishes_corrupts_nothing() {
-    let env = env(EnvOptions::default());
+    let env = env(crate::opts());
     let mut p = env.start_publisher();
     publish_fixtures(env.publisher_addr, &["fx_core-0.1.0", "fx_opt-1.0.0"]);
     p.kill();
@@ -200,7 +200,7 @@ fn sigkill_between_publishes_corrupts_nothing() {
 
 #[test]
 fn many_versions_of_one_package_through_two_processes() {
-    let env = env(EnvOptions::default());
+    let env = env(crate::opts());
     let p1 = env.start_publisher();
     let p2 = env.start_second_publisher();
     let addrs = [p1.addr, p2.addr];

@@ -36,7 +36,7 @@ fn has_docs(env: &TestEnv, name: &str, version: &str) -> Term {
 
 #[test]
 fn fixture_docs_are_stored_byte_exact_and_can_be_deleted() {
-    let env = env(EnvOptions::default());
+    let env = env(crate::opts());
     let _p = env.start_publisher();
     publish_fixtures(env.publisher_addr, FIXTURE_ORDER);
     for (name, version) in [("fx_json", "0.3.0"), ("fx_erl", "0.1.0")] {
@@ -93,7 +93,7 @@ fn fixture_docs_are_stored_byte_exact_and_can_be_deleted() {
 
 #[test]
 fn docs_for_a_missing_release_are_404() {
-    let env = env(EnvOptions::default());
+    let env = env(crate::opts());
     let _p = env.start_publisher();
     publish_fixtures(env.publisher_addr, &["fx_core-0.1.0"]);
     let before = env.snapshot();
@@ -107,7 +107,7 @@ fn docs_for_a_missing_release_are_404() {
 
 #[test]
 fn bad_docs_are_422_and_change_nothing() {
-    let env = env(EnvOptions::default());
+    let env = env(crate::opts());
     let _p = env.start_publisher();
     publish_fixtures(env.publisher_addr, &["fx_core-0.1.0"]);
     let before = env.snapshot();

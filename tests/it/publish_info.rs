@@ -25,7 +25,7 @@ fn list(t: Option<&Term>) -> Vec<Term> {
 }
 
 fn published() -> (TestEnv, Process) {
-    let env = env(EnvOptions::default());
+    let env = env(crate::opts());
     let p = env.start_publisher();
     publish_fixtures(env.publisher_addr, FIXTURE_ORDER);
     (env, p)

@@ -29,7 +29,7 @@ fn publish(env: &TestEnv, body: Vec<u8>, replace: &str) -> hexyard_tests::http::
 
 #[test]
 fn republish_without_replace_is_refused_and_changes_nothing() {
-    let env = env(EnvOptions::default());
+    let env = env(crate::opts());
     let _p = env.start_publisher();
     assert_eq!(publish(&env, build("a"), "false").status, 201);
     let before = env.snapshot();
@@ -47,7 +47,7 @@ fn republish_without_replace_is_refused_and_changes_nothing() {
 
 #[test]
 fn replace_keeps_exactly_one_entry_per_version() {
-    let env = env(EnvOptions::default());
+    let env = env(crate::opts());
     let _p = env.start_publisher();
     let (a, b) = (build("a"), build("b"));
     assert_eq!(publish(&env, a.clone(), "false").status, 201);
@@ -75,7 +75,7 @@ fn replace_keeps_exactly_one_entry_per_version() {
 fn replace_and_revert_outside_the_window_are_refused() {
     let env = env(EnvOptions {
         replace_window: "1".into(),
-        ..EnvOptions::default()
+        ..crate::opts()
     });
     let _p = env.start_publisher();
     assert_eq!(publish(&env, build("a"), "false").status, 201);
@@ -112,7 +112,7 @@ fn replace_and_revert_outside_the_window_are_refused() {
 fn unlimited_window_allows_late_replace_and_revert() {
     let env = env(EnvOptions {
         replace_window: "unlimited".into(),
-        ..EnvOptions::default()
+        ..crate::opts()
     });
     let _p = env.start_publisher();
     assert_eq!(publish(&env, build("a"), "false").status, 201);
@@ -133,7 +133,7 @@ fn unlimited_window_allows_late_replace_and_revert() {
 
 #[test]
 fn revert_removes_the_release_its_tarball_and_docs() {
-    let env = env(EnvOptions::default());
+    let env = env(crate::opts());
     let _p = env.start_publisher();
     publish_fixtures(
         env.publisher_addr,
@@ -222,7 +222,7 @@ fn revert_removes_the_release_its_tarball_and_docs() {
 
 #[test]
 fn revert_of_unknown_release_is_404_and_bad_version_400() {
-    let env = env(EnvOptions::default());
+    let env = env(crate::opts());
     let _p = env.start_publisher();
     publish_fixtures(env.publisher_addr, &["fx_core-0.1.0"]);
     let before = env.snapshot();

@@ -26,7 +26,7 @@ fn retire(env: &TestEnv, version: &str, body: Vec<u8>) -> hexyard_tests::http::R
 
 /// fx_core 0.1.0, 0.2.0 and 1.0.0-rc.1, published out of order.
 fn three_versions() -> (TestEnv, Process) {
-    let env = env(EnvOptions::default());
+    let env = env(crate::opts());
     let p = env.start_publisher();
     publish_fixtures(
         env.publisher_addr,

@@ -7,7 +7,7 @@ use hexyard_tests::*;
 
 /// Runs every route once, successfully, under `prefix`, and checks each answer and side effect.
 fn every_route_succeeds_under(prefix: &str) {
-    let env = env(EnvOptions::default());
+    let env = env(crate::opts());
     let _p = env.start_publisher();
     let addr = env.publisher_addr;
     let w = Some(WRITE_KEY);
@@ -207,7 +207,7 @@ const ROUTES: &[(&str, &str)] = &[
 fn default_prefix_without_a_default_repo_is_404_with_a_message() {
     let env = env(EnvOptions {
         default_repo: None,
-        ..EnvOptions::default()
+        ..crate::opts()
     });
     let _p = env.start_publisher();
     let before = env.snapshot();
@@ -231,7 +231,7 @@ fn default_prefix_without_a_default_repo_is_404_with_a_message() {
 
 #[test]
 fn unknown_repo_is_404_with_a_message_on_every_route() {
-    let env = env(EnvOptions::default());
+    let env = env(crate::opts());
     let _p = env.start_publisher();
     let before = env.snapshot();
     for key in [None, Some(WRITE_KEY), Some(ADMIN_KEY)] {
@@ -259,7 +259,7 @@ fn unknown_repo_is_404_with_a_message_on_every_route() {
 fn mirror_repo_has_no_api() {
     let env = env(EnvOptions {
         extra_repos: "  hexpm_mirror:\n    kind: mirror\n    upstream:\n      url: http://127.0.0.1:1\n      name: hexpm\n      public_key: builtin\n".into(),
-        ..EnvOptions::default()
+        ..crate::opts()
     });
     let _p = env.start_publisher();
     let before = env.snapshot();
@@ -279,7 +279,7 @@ fn mirror_repo_has_no_api() {
 
 #[test]
 fn unknown_paths_and_methods() {
-    let env = env(EnvOptions::default());
+    let env = env(crate::opts());
     let _p = env.start_publisher();
     let r = send(
         &api("GET", "/api/nothing/here", Some(WRITE_KEY)),
@@ -312,7 +312,7 @@ fn unknown_paths_and_methods() {
 
 #[test]
 fn legacy_publish_route_publishes() {
-    let env = env(EnvOptions::default());
+    let env = env(crate::opts());
     let _p = env.start_publisher();
     for (prefix, file) in [
         ("/api", "fx_core-0.1.0"),
@@ -349,7 +349,7 @@ fn legacy_publish_route_publishes() {
 
 #[test]
 fn name_in_url_must_match_the_metadata() {
-    let env = env(EnvOptions::default());
+    let env = env(crate::opts());
     let _p = env.start_publisher();
     let before = env.snapshot();
     let r = upload(
@@ -364,7 +364,7 @@ fn name_in_url_must_match_the_metadata() {
 
 #[test]
 fn missing_same_repo_dependency_is_named() {
-    let env = env(EnvOptions::default());
+    let env = env(crate::opts());
     let _p = env.start_publisher();
     // fx_json depends on fx_core, fx_opt and fx_alias, all `repository: fixture_repo`.
     publish_fixtures(env.publisher_addr, &["fx_opt-1.0.0", "fx_alias-0.1.0"]);
@@ -382,7 +382,7 @@ fn missing_same_repo_dependency_is_named() {
 
 #[test]
 fn unsatisfiable_requirement_is_refused() {
-    let env = env(EnvOptions::default());
+    let env = env(crate::opts());
     let _p = env.start_publisher();
     // fx_json needs fx_core ~> 0.2: only 0.1.0 is there.
     publish_fixtures(
@@ -418,7 +418,7 @@ fn unsatisfiable_requirement_is_refused() {
 
 #[test]
 fn dependency_on_another_repo_is_recorded_with_its_repository() {
-    let env = env(EnvOptions::default());
+    let env = env(crate::opts());
     let _p = env.start_publisher();
     // A dependency with no repository on a package this repo does not have is on hex.pm.
     let tb = hexyard_common::tarball::TarballBuilder::new("uses_hexpm", "1.0.0")

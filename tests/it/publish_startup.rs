@@ -81,7 +81,7 @@ fn copy_fixture_tarballs(env: &TestEnv) {
 
 #[test]
 fn tarballs_without_index_are_rebuilt_at_start_and_public_key_written() {
-    let env = env(EnvOptions::default());
+    let env = env(crate::opts());
     copy_fixture_tarballs(&env);
     assert!(env.object(REPO, "names").is_none());
     let p = env.start_publisher();
@@ -111,7 +111,7 @@ fn tarballs_without_index_are_rebuilt_at_start_and_public_key_written() {
 
 #[test]
 fn missing_public_key_is_rewritten_at_start() {
-    let env = env(EnvOptions::default());
+    let env = env(crate::opts());
     {
         let _p = env.start_publisher();
         publish_fixtures(env.publisher_addr, &["fx_core-0.1.0"]);
@@ -126,7 +126,7 @@ fn missing_public_key_is_rewritten_at_start() {
 
 #[test]
 fn rebuild_subcommand_restores_the_index() {
-    let env = env(EnvOptions::default());
+    let env = env(crate::opts());
     {
         let _p = env.start_publisher();
         publish_fixtures(env.publisher_addr, FIXTURE_ORDER);
@@ -164,7 +164,7 @@ fn rebuild_subcommand_restores_the_index() {
 
 #[test]
 fn import_subcommand_builds_the_fixture_index() {
-    let env = env(EnvOptions::default());
+    let env = env(crate::opts());
     let dir = fixtures().join("registry");
     let (ok, out) = env.publisher_command(&["import", "--repo", REPO, dir.to_str().unwrap()]);
     assert!(ok, "{out}");
@@ -193,7 +193,7 @@ fn import_subcommand_builds_the_fixture_index() {
 
 #[test]
 fn import_of_a_bad_tarball_reports_it_and_fails() {
-    let env = env(EnvOptions::default());
+    let env = env(crate::opts());
     let dir = env.dir.path().join("incoming");
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::write(

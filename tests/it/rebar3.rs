@@ -25,7 +25,7 @@ fn run_hello(project: &Path) -> String {
 
 #[test]
 fn rebar3_fetches_and_compiles_from_a_hosted_repo() {
-    let env = TestEnv::new(EnvOptions::default());
+    let env = TestEnv::new(crate::opts());
     let _publisher = env.start_publisher();
     let proxy = env.start_proxy();
     let p = rebar3_gets_deps_from_hosted(&env, proxy.addr);
@@ -52,7 +52,7 @@ fn rebar3_fetches_through_the_mirror_with_hex_cdn() {
             "hexpm",
             &["allow: [fx_erl]", "follow_deps: true"],
         ),
-        ..EnvOptions::default()
+        ..crate::opts()
     });
     let proxy = env.start_proxy();
     let pem = String::from_utf8(fixture("keys/public_key.pem")).unwrap();

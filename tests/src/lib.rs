@@ -190,6 +190,16 @@ impl Default for EnvOptions {
     }
 }
 
+impl EnvOptions {
+    /// The default options on `store`.
+    pub fn on(store: StoreBackend) -> Self {
+        EnvOptions {
+            store,
+            ..EnvOptions::default()
+        }
+    }
+}
+
 impl TestEnv {
     /// A deployment with hosted `fixture_repo` (and `other_repo`) on a local store.
     pub fn new(opts: EnvOptions) -> TestEnv {
