@@ -189,6 +189,8 @@ impl App {
             }
             Route::OwnersChange { name } => {
                 log.package = Some(name);
+                // Authenticate first, as every write route: 401 without a valid key.
+                ctx.require(Access::Write)?;
                 Err(ApiError::forbidden(
                     "owners are managed in the hexyard configuration (keys and their grants)",
                 ))
