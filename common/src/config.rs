@@ -358,6 +358,10 @@ pub struct ProxyConfig {
     pub revalidate_ms: u64,
     /// URL the proxy forwards API writes to; `None` = `http://<publisher.listen>`.
     pub publisher_url: Option<String>,
+    /// Time a client has to send a request line and all its headers, in milliseconds,
+    /// counted from the connection's accept (or the end of the previous response on a kept
+    /// alive connection); the connection is closed after it (slowloris). Default 30000.
+    pub header_read_timeout_ms: u64,
 }
 
 impl Default for ProxyConfig {
@@ -368,6 +372,7 @@ impl Default for ProxyConfig {
             threads: None,
             revalidate_ms: 1000,
             publisher_url: None,
+            header_read_timeout_ms: 30_000,
         }
     }
 }
@@ -390,6 +395,9 @@ pub struct PublisherConfig {
     /// (`If-None-Match`/`If-Match`), because concurrent index updates could be lost. Set it to
     /// `false` only when exactly one publisher runs. Default `true`.
     pub multi_writer: bool,
+    /// Time a client has to send a request line and all its headers, in milliseconds; the
+    /// connection is closed after it (slowloris). Default 30000.
+    pub header_read_timeout_ms: u64,
 }
 
 impl Default for PublisherConfig {
@@ -400,6 +408,7 @@ impl Default for PublisherConfig {
             limits: LimitsConfig::default(),
             replace_window_secs: ReplaceWindow::Secs(3600),
             multi_writer: true,
+            header_read_timeout_ms: 30_000,
         }
     }
 }
@@ -1209,6 +1218,20 @@ impl Config {
         }
         if let Some(url) = &self.proxy.publisher_url {
             check_url(p, "proxy.publisher_url", url);
+        }
+        for (key, v) in [
+            (
+                "proxy.header_read_timeout_ms",
+                self.proxy.header_read_timeout_ms,
+            ),
+            (
+                "publisher.header_read_timeout_ms",
+                self.publisher.header_read_timeout_ms,
+            ),
+        ] {
+            if v == 0 {
+                p.push(problem(key, "must be greater than 0"));
+            }
         }
         let l = &self.publisher.limits;
         for (key, v) in [

@@ -4,6 +4,7 @@
 //! - [`route`]: request path -> repository object, `/api`, health.
 //! - [`serve`]: hosted and mirror serving, verification, allowlists (the logic).
 //! - [`cache`]: the moka hot cache; [`flight`]: single flight.
+//! - [`header_timeout`]: the bound on the time a client takes to send a request head.
 //! - [`upstream`]: the mirror upstream client.
 //! - [`service`]: the thin pingora `ProxyHttp` implementation.
 //! - [`supervisor`]: the publisher child (`publisher.spawn`).
@@ -15,6 +16,7 @@
 
 pub mod cache;
 pub mod flight;
+pub mod header_timeout;
 pub mod metrics;
 pub mod range;
 pub mod route;
@@ -104,8 +106,11 @@ pub fn build_server(config: &Config, config_path: &Path) -> anyhow::Result<Serve
         y: y.clone(),
         publisher: publisher_authority(config)?,
     };
-    let mut svc =
-        pingora::proxy::http_proxy_service_with_name(&server.configuration, proxy, "hexyard proxy");
+    let app = header_timeout::HeaderTimeout {
+        inner: Arc::new(pingora::proxy::http_proxy(&server.configuration, proxy)),
+        limit: std::time::Duration::from_millis(config.proxy.header_read_timeout_ms),
+    };
+    let mut svc = Service::new("hexyard proxy".to_owned(), app);
     svc.add_tcp(&config.proxy.listen.to_string());
     server.add_service(svc);
 

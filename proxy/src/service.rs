@@ -17,6 +17,11 @@ use pingora::proxy::{FailToProxy, ProxyHttp, Session};
 use std::sync::Arc;
 use std::time::Instant;
 
+/// Most header fields in a request head (the publisher's hyper refuses more with 431 too).
+const MAX_HEADERS: usize = 100;
+/// Most bytes in a request head (the publisher's read buffer).
+const MAX_HEAD_BYTES: usize = 64 * 1024;
+
 /// Per-request state.
 pub struct Ctx {
     start: Instant,
@@ -353,6 +358,29 @@ impl ProxyHttp for HexProxy {
             bytes: 0,
             api_write: None,
         }
+    }
+
+    /// The head has been read: stops the header timer, and refuses a head over the limits the
+    /// publisher has (431, answered here, then the connection is closed).
+    async fn early_request_filter(&self, session: &mut Session, ctx: &mut Ctx) -> Result<()> {
+        crate::header_timeout::head_read();
+        let req = session.req_header();
+        let count = req.headers.len();
+        let bytes = req.headers.iter().fold(
+            req.method.as_str().len() + req.uri.to_string().len(),
+            |n, (k, v)| n + k.as_str().len() + v.len() + 4,
+        );
+        if count <= MAX_HEADERS && bytes <= MAX_HEAD_BYTES {
+            return Ok(());
+        }
+        ctx.outcome = Outcome::Invalid;
+        let msg = format!(
+            "request header fields too large: {count} fields, {bytes} bytes (at most \
+             {MAX_HEADERS} fields, {MAX_HEAD_BYTES} bytes)"
+        );
+        respond_text(session, 431, &msg, ctx).await?;
+        // The answer is written; the error ends the request and closes the connection.
+        Error::e_explain(ErrorType::HTTPStatus(431), msg)
     }
 
     async fn request_filter(&self, session: &mut Session, ctx: &mut Ctx) -> Result<bool> {

@@ -15,7 +15,7 @@ use http::{Request, StatusCode};
 use hyper::body::Incoming;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// Most tarball metadata entries kept in memory for the info routes.
 const META_CACHE_ENTRIES: usize = 4096;
@@ -35,6 +35,8 @@ pub struct App {
     pub metrics: Metrics,
     /// Principals with write access per repo (for `/owners`).
     pub owners: BTreeMap<String, Vec<String>>,
+    /// How long a client may take to send a request head (`publisher.header_read_timeout_ms`).
+    pub header_read_timeout: Duration,
     meta_cache: Mutex<HashMap<[u8; 32], Arc<Metadata>>>,
 }
 
@@ -104,6 +106,7 @@ impl App {
             public_url: public_url.trim_end_matches('/').to_owned(),
             metrics,
             owners,
+            header_read_timeout: Duration::from_secs(30),
             meta_cache: Mutex::new(HashMap::new()),
         }
     }
@@ -186,6 +189,8 @@ impl App {
             }
             Route::OwnersChange { name } => {
                 log.package = Some(name);
+                // Authenticate first, as every write route: 401 without a valid key.
+                ctx.require(Access::Write)?;
                 Err(ApiError::forbidden(
                     "owners are managed in the hexyard configuration (keys and their grants)",
                 ))

@@ -222,7 +222,7 @@ pub async fn build_with_store(config: &Config, store: Arc<dyn Store>) -> anyhow:
         }
     }
     let metrics = metrics::Metrics::new().context("registering metrics")?;
-    let app = Arc::new(App::new(
+    let mut app = App::new(
         store,
         auth.clone(),
         config.default_repo.clone(),
@@ -233,7 +233,9 @@ pub async fn build_with_store(config: &Config, store: Arc<dyn Store>) -> anyhow:
         config.public_url.clone(),
         metrics,
         owners,
-    ));
+    );
+    app.header_read_timeout = Duration::from_millis(config.publisher.header_read_timeout_ms);
+    let app = Arc::new(app);
     for repo in app.hosted.values() {
         prepare_repo(&app, repo).await?;
     }
@@ -282,7 +284,15 @@ pub async fn run(
     listener: TcpListener,
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
-    server::serve(listener, app, shutdown, Duration::from_secs(30)).await
+    let header_read_timeout = app.header_read_timeout;
+    server::serve(
+        listener,
+        app,
+        shutdown,
+        Duration::from_secs(30),
+        header_read_timeout,
+    )
+    .await
 }
 
 #[cfg(test)]

@@ -42,6 +42,7 @@ pub async fn spawn(addr: SocketAddr, registry: Registry) -> std::io::Result<Sock
             Arc::new(MetricsHandler(registry)),
             std::future::pending(),
             Duration::ZERO,
+            Duration::from_secs(30),
         )
         .await;
     });

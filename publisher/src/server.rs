@@ -23,12 +23,14 @@ pub trait Handler: Send + Sync + 'static {
 }
 
 /// Serves `handler` on `listener` until `shutdown` resolves, then lets in-flight requests
-/// finish (up to `grace`).
+/// finish (up to `grace`). A connection that has not sent a whole request head within
+/// `header_read_timeout` is closed (slowloris).
 pub async fn serve<H: Handler>(
     listener: TcpListener,
     handler: Arc<H>,
     shutdown: impl Future<Output = ()>,
     grace: Duration,
+    header_read_timeout: Duration,
 ) -> std::io::Result<()> {
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut conns = tokio::task::JoinSet::new();
@@ -59,7 +61,7 @@ pub async fn serve<H: Handler>(
                     });
                     let conn = http1::Builder::new()
                         .timer(TokioTimer::new())
-                        .header_read_timeout(Duration::from_secs(30))
+                        .header_read_timeout(header_read_timeout)
                         .max_buf_size(64 * 1024)
                         .serve_connection(TokioIo::new(stream), svc);
                     tokio::pin!(conn);

@@ -9,6 +9,8 @@ fn opts() -> EnvOptions {
     EnvOptions::on(StoreBackend::Local)
 }
 
+mod access_matrix;
+mod hostile;
 mod proxy_hosted;
 mod proxy_mirror;
 mod proxy_process;
