@@ -1,6 +1,7 @@
 //! Integration tests: the real processes on loopback ports.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod crash;
 mod proxy_hosted;
 mod proxy_mirror;
 mod proxy_process;
