@@ -27,3 +27,4 @@ mod tools_keys;
 mod tools_prefetch;
 mod tools_util;
 mod tools_verify;
+mod upstream_faults;
