@@ -21,6 +21,7 @@ mod s3_flows;
 mod s3_prod_config;
 mod s3_startup;
 mod scale_out;
+mod soak;
 mod tools_airgap;
 mod tools_gc;
 mod tools_keys;
