@@ -19,6 +19,7 @@ pub mod error;
 pub mod index;
 pub mod metrics;
 pub mod metrics_server;
+pub mod orphans;
 pub mod rebuild;
 pub mod respond;
 pub mod routes;
@@ -264,6 +265,11 @@ async fn prepare_repo(app: &App, repo: &HostedRepo) -> anyhow::Result<()> {
                 "indexes were behind their package files (an interrupted publish): repaired"),
             Err(e) => tracing::warn!(repo = %repo.name, error = %e,
                 "could not check the indexes against the package files"),
+        }
+        // Best effort too: an orphan only costs space (and a `verify` problem).
+        if let Err(e) = orphans::remove_orphan_tarballs(store, repo, api::publish::ORPHAN_AGE).await
+        {
+            tracing::warn!(repo = %repo.name, error = %e, "could not look for orphan tarballs");
         }
     } else {
         let tarballs = store

@@ -10,6 +10,7 @@ fn opts() -> EnvOptions {
 }
 
 mod access_matrix;
+mod crash;
 mod hostile;
 mod proxy_hosted;
 mod proxy_mirror;
@@ -30,9 +31,11 @@ mod s3_flows;
 mod s3_prod_config;
 mod s3_startup;
 mod scale_out;
+mod soak;
 mod tools_airgap;
 mod tools_gc;
 mod tools_keys;
 mod tools_prefetch;
 mod tools_util;
 mod tools_verify;
+mod upstream_faults;

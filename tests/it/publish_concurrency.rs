@@ -48,7 +48,7 @@ fn publish_all(
 
 /// Every acknowledged release is in `versions`, `names` and `packages/<name>`, exactly once,
 /// and `versions` agrees with the package files.
-fn assert_index_holds(env: &TestEnv, acknowledged: &[(String, String)]) {
+pub(crate) fn assert_index_holds(env: &TestEnv, acknowledged: &[(String, String)]) {
     let mut want: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
     for (n, v) in acknowledged {
         want.entry(n).or_default().push(v);

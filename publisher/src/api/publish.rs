@@ -21,7 +21,7 @@ use std::time::{Duration, SystemTime};
 /// A tarball stored for a version the index does not list is taken for an orphan of a crashed
 /// publish only when it is older than this; younger, it may belong to a publish still in
 /// flight in another process.
-const ORPHAN_AGE: Duration = Duration::from_secs(30);
+pub(crate) const ORPHAN_AGE: Duration = Duration::from_secs(30);
 
 /// The metric label of a tarball defect.
 fn reason(e: &TarballError) -> &'static str {
