@@ -80,7 +80,11 @@ fn decode(seg: &str) -> Result<String, &'static str> {
     let mut i = 0;
     while i < b.len() {
         if b[i] == b'%' {
-            let h = b.get(i + 1..i + 3).ok_or("bad escape in path")?;
+            // exactly two hex digits (`from_str_radix` alone would take a sign: `%+1`)
+            let h = b
+                .get(i + 1..i + 3)
+                .filter(|h| h.iter().all(u8::is_ascii_hexdigit))
+                .ok_or("bad escape in path")?;
             let h = std::str::from_utf8(h).map_err(|_| "bad escape in path")?;
             out.push(u8::from_str_radix(h, 16).map_err(|_| "bad escape in path")?);
             i += 3;
@@ -311,10 +315,13 @@ mod tests {
             route("/repos/acme/packages/a%2f..%2fb"),
             Route::BadRequest("encoded slash in path")
         );
-        assert_eq!(
-            route("/repos/acme/packages/a%zz"),
-            Route::BadRequest("bad escape in path")
-        );
+        for bad in ["a%zz", "a%+1", "a%-1", "a%1"] {
+            assert_eq!(
+                route(&format!("/repos/acme/packages/{bad}")),
+                Route::BadRequest("bad escape in path"),
+                "{bad}"
+            );
+        }
         assert!(matches!(
             route("/repos/acme/packages/foo/bar"),
             Route::NotFound(_)

@@ -195,7 +195,7 @@ pub fn metadata(data: &[u8]) {
 }
 
 /// Erlang terms (API request bodies): [`etf::decode`]. An accepted term encodes to bytes
-/// that decode again, and encoding is stable (compared as bytes, so NaN floats count as
+/// that decode to the same term, and encoding is stable (compared as bytes, so NaN floats count as
 /// equal to themselves). The JSON rendering never panics.
 pub fn etf(data: &[u8]) {
     let Ok(t) = etf::decode(data) else {
@@ -207,6 +207,12 @@ pub fn etf(data: &[u8]) {
     let Ok(again) = again else {
         panic!("re-encoded term does not decode: {again:?} for {t:?}");
     };
+    // Debug text, so that a NaN float equals itself (and -0.0 still differs from 0.0).
+    assert_eq!(
+        format!("{again:?}"),
+        format!("{t:?}"),
+        "term changed by encode"
+    );
     assert_eq!(
         etf::encode(&again),
         once,
