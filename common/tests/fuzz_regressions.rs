@@ -3,6 +3,8 @@
 //! function the fuzz target calls (`hexyard_common::testing::fuzz`). The seeds are the ones
 //! `tests/fuzz/seed` puts in the corpora.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::io::Read;
 use std::path::{Path, PathBuf};
 

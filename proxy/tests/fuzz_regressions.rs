@@ -3,6 +3,8 @@
 //! the fixtures, and `tests/fuzz/seeds/route.txt`) goes through `route::fuzz::check`, the
 //! function the fuzz target calls.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::path::{Path, PathBuf};
 
 use hexyard_common::testing::fixtures_dir;
