@@ -370,10 +370,21 @@ fn write(term: &Term, out: &mut Vec<u8>) {
             out.extend_from_slice(b);
         }
         Term::Atom(a) => {
-            let b = a.as_bytes();
-            let b = &b[..b.len().min(255)];
-            out.push(SMALL_ATOM_UTF8);
-            out.push(b.len() as u8);
+            // SMALL_ATOM_UTF8 up to 255 bytes, ATOM_UTF8 (16-bit length) above, as OTP does:
+            // a decoded atom (at most 65535 bytes) always round-trips. Longer text is cut at
+            // a character boundary.
+            let mut n = a.len().min(usize::from(u16::MAX));
+            while !a.is_char_boundary(n) {
+                n -= 1;
+            }
+            let b = a.as_bytes().get(..n).unwrap_or_default();
+            if let Ok(len) = u8::try_from(n) {
+                out.push(SMALL_ATOM_UTF8);
+                out.push(len);
+            } else {
+                out.push(ATOM_UTF8);
+                out.extend_from_slice(&u16::try_from(n).unwrap_or(u16::MAX).to_be_bytes());
+            }
             out.extend_from_slice(b);
         }
         Term::Int(i) => {

@@ -4,6 +4,7 @@
 //! These helpers panic (via `assert!`) on failure: they are meant to be called from tests.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+pub mod fuzz;
 pub mod s3;
 
 use std::collections::BTreeSet;

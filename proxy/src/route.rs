@@ -80,7 +80,11 @@ fn decode(seg: &str) -> Result<String, &'static str> {
     let mut i = 0;
     while i < b.len() {
         if b[i] == b'%' {
-            let h = b.get(i + 1..i + 3).ok_or("bad escape in path")?;
+            // exactly two hex digits (`from_str_radix` alone would take a sign: `%+1`)
+            let h = b
+                .get(i + 1..i + 3)
+                .filter(|h| h.iter().all(u8::is_ascii_hexdigit))
+                .ok_or("bad escape in path")?;
             let h = std::str::from_utf8(h).map_err(|_| "bad escape in path")?;
             out.push(u8::from_str_radix(h, 16).map_err(|_| "bad escape in path")?);
             i += 3;
@@ -157,6 +161,92 @@ pub fn route(path: &str) -> Route {
     }
 }
 
+/// The invariants the `route` fuzz target (`tests/fuzz/`) and the stable regression test
+/// (`proxy/tests/fuzz_regressions.rs`) check; panics when one breaks.
+#[cfg(any(test, feature = "testing"))]
+pub mod fuzz {
+    use hexyard_common::storage::StorageKey;
+
+    use super::{Object, Route, route};
+
+    /// Routes `path`. Every `%` of a routed path starts a two-hex-digit escape; a repository
+    /// object's components are non-empty where the grammar says so and never hold `/` or
+    /// NUL; when [`StorageKey`] accepts them, the key's path stays below `repos/<repo>/`
+    /// with no `.`, `..` or empty component, reads back with `StorageKey::from_path`, and the
+    /// canonical URL of the object routes to the same object.
+    pub fn check(path: &str) {
+        let r = route(path);
+        if matches!(r, Route::BadRequest(_)) {
+            return;
+        }
+        let b = path.as_bytes();
+        for (i, _) in path.match_indices('%') {
+            let hex = b.get(i + 1..i + 3).unwrap_or_default();
+            assert!(
+                hex.len() == 2 && hex.iter().all(u8::is_ascii_hexdigit),
+                "malformed escape at byte {i} accepted: {r:?}"
+            );
+        }
+        let Route::Repo { repo, object } = &r else {
+            return;
+        };
+        let mut parts: Vec<&str> = Vec::new();
+        if let Some(repo) = repo {
+            assert!(!repo.is_empty(), "empty repo");
+            parts.push(repo);
+        }
+        match object {
+            Object::Package(n) => {
+                assert!(!n.is_empty(), "empty package name");
+                parts.push(n);
+            }
+            Object::Tarball { name, version } | Object::Docs { name, version } => {
+                parts.push(name);
+                parts.push(version);
+            }
+            Object::Names | Object::Versions | Object::PublicKey => {}
+        }
+        for p in &parts {
+            assert!(
+                !p.contains('/') && !p.contains('\0'),
+                "component {p:?} of {r:?}"
+            );
+        }
+        let repo_name = repo.as_deref().unwrap_or("default_repo");
+        let key = match object {
+            Object::Names => StorageKey::names(repo_name),
+            Object::Versions => StorageKey::versions(repo_name),
+            Object::PublicKey => StorageKey::public_key(repo_name),
+            Object::Package(n) => StorageKey::package(repo_name, n),
+            Object::Tarball { name, version } => StorageKey::tarball(repo_name, name, version),
+            Object::Docs { name, version } => StorageKey::docs(repo_name, name, version),
+        };
+        let Ok(key) = key else {
+            return;
+        };
+        let key_path = key.path();
+        let prefix = format!("repos/{repo_name}/");
+        let Some(rest) = key_path.strip_prefix(&prefix) else {
+            panic!("key path {key_path:?} is not below {prefix:?}");
+        };
+        assert!(
+            rest.split('/')
+                .all(|c| !c.is_empty() && c != "." && c != ".."),
+            "key path {key_path:?}"
+        );
+        assert_eq!(StorageKey::from_path(&key_path).as_ref(), Some(&key));
+        let canonical = format!("/{key_path}");
+        assert_eq!(
+            route(&canonical),
+            Route::Repo {
+                repo: Some(repo_name.to_owned()),
+                object: object.clone()
+            },
+            "canonical path {canonical:?} of {path:?}"
+        );
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -225,10 +315,13 @@ mod tests {
             route("/repos/acme/packages/a%2f..%2fb"),
             Route::BadRequest("encoded slash in path")
         );
-        assert_eq!(
-            route("/repos/acme/packages/a%zz"),
-            Route::BadRequest("bad escape in path")
-        );
+        for bad in ["a%zz", "a%+1", "a%-1", "a%1"] {
+            assert_eq!(
+                route(&format!("/repos/acme/packages/{bad}")),
+                Route::BadRequest("bad escape in path"),
+                "{bad}"
+            );
+        }
         assert!(matches!(
             route("/repos/acme/packages/foo/bar"),
             Route::NotFound(_)

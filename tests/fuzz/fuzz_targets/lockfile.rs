@@ -1,0 +1,4 @@
+//! `lockfile` fuzz target: the invariants are in `hexyard_common::testing::fuzz::lockfile`.
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| hexyard_common::testing::fuzz::lockfile(data));
