@@ -166,7 +166,7 @@ fn main() {
 
     println!("bench-serve: wrk {WRK_LOAD} -d{secs}s per run, after a 1 s warm-up run each");
     println!(
-        "  hexyard: {} ({} threads), nginx: {} workers; client and servers share the machine's {} cores",
+        "  hexyard: {} (threads: {}), nginx: {} child processes (workers, cache manager and loader); client and servers share the machine's {} cores",
         proxy_binary_note(),
         config
             .proxy
@@ -208,7 +208,7 @@ fn main() {
     );
     let proxy_after = memory(proxy.child.id());
     let nginx_after = nginx.memory();
-    println!("-- memory (resident; nginx = master + workers, summed)");
+    println!("-- memory (resident; nginx = master + children, summed)");
     println!(
         "{:<34} {:>12} {:>18} {:>12}",
         "process", "idle (RSS)", "peak (HWM) in run", "RSS after"

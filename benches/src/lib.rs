@@ -282,8 +282,8 @@ impl Nginx {
         nginx
     }
 
-    /// Memory of the master and its workers, summed (pages they share count once per process,
-    /// so this overstates nginx a little).
+    /// Memory of the master and its children (workers, cache manager, cache loader while it
+    /// runs), summed (pages they share count once per process, so this overstates nginx).
     pub fn memory(&self) -> Memory {
         let master = self.child.id();
         children(master)
@@ -292,7 +292,7 @@ impl Nginx {
             .fold(memory(master), |a, b| a + b)
     }
 
-    /// The number of worker processes.
+    /// The number of child processes (workers, and the cache manager and loader).
     pub fn workers(&self) -> usize {
         children(self.child.id()).len()
     }
