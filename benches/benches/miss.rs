@@ -3,8 +3,9 @@
 //!
 //! A fake upstream on loopback (`FakeUpstream::synthetic`: signed package files whose outer
 //! checksums match) holds 1,000 distinct packages of one release each (20 KiB of
-//! incompressible content, a ~25 KiB tarball), plus one more for the herd. hexyard's mirror repo starts on an empty store; nginx (`benches/nginx.conf`,
-//! `proxy_cache_lock on`) on an empty cache.
+//! incompressible content, a ~25 KiB tarball), plus one more for the herd. hexyard's mirror
+//! repo starts on an empty store; nginx (`benches/nginx.conf`, `proxy_cache_lock on`) on an
+//! empty cache.
 //!
 //! (a) Fetch all 1,000 tarballs once with 32 concurrent clients (one connection per request):
 //!     throughput (tarballs/s, MB/s) and the upstream requests, which for tarballs must equal
