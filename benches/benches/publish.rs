@@ -3,7 +3,10 @@
 //!
 //! For 100, 1,000 and 10,000 packages (3 releases each): fill the store with tarballs, start
 //! the publisher library in-process (which rebuilds the missing index), run a full `rebuild`,
-//! then publish N new releases sequentially and print p50/p99/max.
+//! then publish N new releases sequentially. One table at the end gives, per size, publish
+//! p50/p99/max next to the full rebuild of the same repo, and how p50 grew from the smallest
+//! size (against how the repo grew). Target: p50 under 20 ms at 10,000 packages, growth well
+//! below linear.
 //!
 //! `cargo bench -p hexyard-benches --bench publish` (`BENCH_PUBLISHES=N` to change N,
 //! `BENCH_SIZES=100,1000` to choose sizes, `BENCH_STORE=s3` to run on an S3 bucket of a moto
@@ -109,7 +112,19 @@ fn count_requests(log: &str) -> BTreeMap<String, usize> {
     out
 }
 
-fn run(packages: usize, publishes: usize, s3: bool) {
+/// One size's figures.
+struct Row {
+    store: &'static str,
+    packages: usize,
+    publishes: usize,
+    p50: Duration,
+    p99: Duration,
+    max: Duration,
+    startup: Duration,
+    rebuild: Duration,
+}
+
+fn run(packages: usize, publishes: usize, s3: bool) -> Row {
     let dir = tempfile::tempdir().unwrap();
     let mut config = config(dir.path());
     let root = config.store.root.clone();
@@ -187,14 +202,24 @@ fn run(packages: usize, publishes: usize, s3: bool) {
     let _ = stop.send(());
     rt.block_on(server).unwrap().unwrap();
 
+    let row = Row {
+        store: if s3 { "s3" } else { "local" },
+        packages,
+        publishes,
+        p50: percentile(&samples, 50.0),
+        p99: percentile(&samples, 99.0),
+        max: samples.iter().max().copied().unwrap_or(Duration::ZERO),
+        startup,
+        rebuild,
+    };
     println!(
         "{:>5} {packages:>6} packages ({:>6} releases): publish p50 {} p99 {} max {} \
          (n={publishes}); fill {} start-up (index rebuild) {} full rebuild {}",
-        if s3 { "s3" } else { "local" },
+        row.store,
         packages * RELEASES_PER_PACKAGE,
-        ms(percentile(&samples, 50.0)),
-        ms(percentile(&samples, 99.0)),
-        ms(samples.iter().max().copied().unwrap_or(Duration::ZERO)),
+        ms(row.p50),
+        ms(row.p99),
+        ms(row.max),
         ms(fill),
         ms(startup),
         ms(rebuild),
@@ -208,6 +233,51 @@ fn run(packages: usize, publishes: usize, s3: bool) {
         for (what, n) in requests {
             println!("        {what:<22} {:.2}", n as f64 / publishes as f64);
         }
+    }
+    row
+}
+
+/// The summary: one line per store and size, growth relative to the store's smallest size.
+fn print_table(rows: &[Row]) {
+    println!(
+        "bench-publish: sequential publishes over HTTP (expect: 100-continue), {RELEASES_PER_PACKAGE} releases per package"
+    );
+    println!(
+        "{:<6} {:>8} {:>9} {:>5} {:>10} {:>10} {:>10} {:>12} {:>12} {:>16}",
+        "store",
+        "packages",
+        "releases",
+        "n",
+        "p50",
+        "p99",
+        "max",
+        "rebuild",
+        "start-up",
+        "p50 growth"
+    );
+    for r in rows {
+        let base = rows
+            .iter()
+            .filter(|b| b.store == r.store)
+            .min_by_key(|b| b.packages)
+            .unwrap_or(r);
+        println!(
+            "{:<6} {:>8} {:>9} {:>5} {:>10} {:>10} {:>10} {:>12} {:>12} {:>16}",
+            r.store,
+            r.packages,
+            r.packages * RELEASES_PER_PACKAGE,
+            r.publishes,
+            ms(r.p50),
+            ms(r.p99),
+            ms(r.max),
+            ms(r.rebuild),
+            ms(r.startup),
+            format!(
+                "x{:.2} (repo x{})",
+                r.p50.as_secs_f64() / base.p50.as_secs_f64().max(1e-9),
+                r.packages / base.packages.max(1)
+            ),
+        );
     }
 }
 
@@ -234,9 +304,11 @@ fn main() {
         "both" => &[false, true],
         _ => &[false],
     };
-    for packages in sizes {
-        for &s3 in backends {
-            run(packages, publishes, s3);
+    let mut rows = Vec::new();
+    for &s3 in backends {
+        for &packages in &sizes {
+            rows.push(run(packages, publishes, s3));
         }
     }
+    print_table(&rows);
 }

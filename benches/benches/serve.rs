@@ -1,250 +1,230 @@
 //! bench-serve: hexyard against nginx on the same files, in one run.
 //!
-//! A hosted repo is filled with a ~2 KiB `packages/` file (one package, 20 releases) and a
-//! 100 KiB tarball; the store directory is the very tree nginx serves (`root` = the store), so
-//! both serve identical bytes. wrk drives each with the same load (`-t2 -c64`, fixed duration);
-//! the table gives requests/s, p50/p99/p99.9 latency and the hexyard/nginx ratios.
+//! Hosted: a hosted repo holds a ~2 KiB `packages/` file (one package, 20 releases) and a
+//! 100 KiB tarball; the store directory is the very tree nginx serves as static files, so both
+//! serve identical bytes. Mirror hit: a fake upstream (`FakeUpstream::synthetic`: real signed
+//! registry files) holds the same releases; hexyard's mirror repo and nginx's `proxy_cache`
+//! (`benches/nginx.conf`) sit in front of it, both warmed first, and the upstream's request
+//! count is checked to stay still while measuring (every measured request is a cache hit).
 //!
-//! `cargo bench -p hexyard-benches --bench serve` (needs `nginx` and `wrk`: Debian packages
-//! nginx-light and wrk). `BENCH_SECS` sets the duration of each run (default 10).
+//! wrk drives each with the same load (`-t2 -c64`, fixed duration); the table gives requests/s,
+//! p50/p99/p99.9 latency and the hexyard/nginx ratios. Then memory: the proxy's resident set at
+//! idle right after start-up (`VmRSS`) and its peak over the runs (`VmHWM`), next to nginx's
+//! (master + workers, summed).
+//!
+//! `cargo build --release --bins && cargo bench -p hexyard-benches --bench serve` (the
+//! release `hexyard-proxy` runs as a child process; needs `nginx` and `wrk`: Debian packages
+//! nginx-light and wrk; `benches/run` does all of it). `BENCH_SECS` sets the duration of each
+//! timed run (default 10).
 
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
+use hexyard_benches::{
+    HOSTED_REPO, MIRROR_REPO, Nginx, UPSTREAM_NAME, WRK_LOAD, WrkRun, bench_secs, memory, mib,
+    print_wrk_header, print_wrk_ratio, print_wrk_row, proxy_binary_note, sized_tarball,
+    start_proxy, wrk,
+};
 use hexyard_common::config::Config;
 use hexyard_common::storage::{LocalStore, PutMode, StorageKey, Store};
 use hexyard_common::tarball::TarballBuilder;
+use hexyard_tests::upstream::FakeUpstream;
+use std::net::SocketAddr;
 use std::path::Path;
-use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
-const REPO: &str = "bench_repo";
-
-/// A child process killed when dropped (also when the bench panics).
-struct Reaped(std::process::Child);
-
-impl Drop for Reaped {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// One wrk result.
-struct Run {
-    rps: f64,
-    p50_ms: f64,
-    p99_ms: f64,
-    p999_ms: f64,
-    errors: u64,
-}
-
-const WRK_SCRIPT: &str = r#"
-done = function(summary, latency, requests)
-  local e = summary.errors
-  io.write(string.format("HXSTATS %d %d %d %d %d %d\n", summary.requests, summary.duration,
-    latency:percentile(50), latency:percentile(99), latency:percentile(99.9),
-    e.connect + e.read + e.write + e.status + e.timeout))
-end
-"#;
-
-fn wrk(url: &str, secs: u64, script: &Path) -> Run {
-    let out = Command::new("wrk")
-        .args(["-t2", "-c64", &format!("-d{secs}s"), "-s"])
-        .arg(script)
-        .arg(url)
-        .output()
-        .expect("running wrk (apt-get install wrk)");
-    let text = String::from_utf8_lossy(&out.stdout);
-    let line = text
-        .lines()
-        .find(|l| l.starts_with("HXSTATS"))
-        .unwrap_or_else(|| panic!("wrk output: {text}"));
-    let f: Vec<f64> = line
-        .split_whitespace()
-        .skip(1)
-        .map(|x| x.parse().unwrap())
+/// The benchmark's releases: 20 small ones of `bench_pkg` (a `packages/` file of about 2 KiB)
+/// and one `bench_big` of 100 KiB of incompressible content.
+fn releases() -> Vec<Vec<u8>> {
+    let mut out: Vec<Vec<u8>> = (0..20)
+        .map(|minor| {
+            TarballBuilder::new("bench_pkg", format!("1.{minor}.0"))
+                .file("lib/x.ex", b"x".to_vec())
+                .build()
+                .unwrap()
+        })
         .collect();
-    Run {
-        rps: f[0] / (f[1] / 1e6),
-        p50_ms: f[2] / 1000.0,
-        p99_ms: f[3] / 1000.0,
-        p999_ms: f[4] / 1000.0,
-        errors: f[5] as u64,
-    }
+    out.push(sized_tarball("bench_big", "1.0.0", 100 * 1024 - 2048, 1).unwrap());
+    out
 }
 
-fn wait_port(addr: &str) {
-    for _ in 0..500 {
-        if std::net::TcpStream::connect(addr).is_ok() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    panic!("{addr} did not come up");
-}
-
-fn fill(root: &Path) -> (String, String) {
+/// Writes `tarballs` into the hosted repo of the local store at `root`.
+fn fill(root: &Path, tarballs: &[Vec<u8>]) {
     let rt = tokio::runtime::Runtime::new().unwrap();
     let store: Arc<dyn Store> = Arc::new(LocalStore::new(root).unwrap());
     rt.block_on(async {
-        // 20 small releases: a package file of about 2 KiB.
-        for minor in 0..20 {
-            let v = format!("1.{minor}.0");
-            let t = TarballBuilder::new("bench_pkg", v.as_str())
-                .file("lib/x.ex", b"x".to_vec())
-                .build()
+        for t in tarballs {
+            let parsed = hexyard_common::tarball::parse(t, &Default::default()).unwrap();
+            let key =
+                StorageKey::tarball(HOSTED_REPO, &parsed.name, &parsed.metadata.version).unwrap();
+            store
+                .put(&key, t.clone().into(), PutMode::Overwrite)
+                .await
                 .unwrap();
-            let key = StorageKey::tarball(REPO, "bench_pkg", &v).unwrap();
-            store.put(&key, t.into(), PutMode::Overwrite).await.unwrap();
         }
-        // One release with 100 KiB of incompressible content.
-        let mut noise = Vec::with_capacity(100 * 1024);
-        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
-        while noise.len() < 100 * 1024 - 2048 {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            noise.extend_from_slice(&x.to_le_bytes());
-        }
-        let t = TarballBuilder::new("bench_big", "1.0.0")
-            .file("priv/blob.bin", noise)
-            .build()
-            .unwrap();
-        let key = StorageKey::tarball(REPO, "bench_big", "1.0.0").unwrap();
-        store.put(&key, t.into(), PutMode::Overwrite).await.unwrap();
     });
-    (
-        format!("repos/{REPO}/packages/bench_pkg"),
-        format!("repos/{REPO}/tarballs/bench_big-1.0.0.tar"),
-    )
+}
+
+/// GETs `path` from `addr` and checks the answer is a 200 with exactly `expected`.
+fn check(who: &str, addr: SocketAddr, path: &str, expected: &[u8]) {
+    let r = hexyard_tests::get(addr, path);
+    assert_eq!(
+        r.status,
+        200,
+        "{who} {path}: {}",
+        hexyard_tests::body_text(&r)
+    );
+    assert!(
+        r.body == expected,
+        "{who} {path}: {} bytes differ from the expected {}",
+        r.body.len(),
+        expected.len()
+    );
+}
+
+struct Case {
+    section: &'static str,
+    label: &'static str,
+    path: String,
+    size: usize,
 }
 
 fn main() {
-    // `cargo test --all-targets` runs benches without `--bench`: nothing to measure then.
-    if !std::env::args().any(|a| a == "--bench") {
+    if !hexyard_benches::measuring() {
         println!("bench-serve: run it with `cargo bench -p hexyard-benches --bench serve`");
         return;
     }
-    let secs: u64 = std::env::var("BENCH_SECS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(10);
+    let secs = bench_secs();
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().join("store");
-    let (pkg, tar) = fill(&root);
-    let port = |l: std::net::TcpListener| l.local_addr().unwrap().port();
-    let (hp, pp, np) = (
-        port(std::net::TcpListener::bind("127.0.0.1:0").unwrap()),
-        port(std::net::TcpListener::bind("127.0.0.1:0").unwrap()),
-        port(std::net::TcpListener::bind("127.0.0.1:0").unwrap()),
+    let tarballs = releases();
+    fill(&root, &tarballs);
+    let upstream = FakeUpstream::synthetic(UPSTREAM_NAME, tarballs);
+
+    let addr = SocketAddr::from(([127, 0, 0, 1], hexyard_tests::free_port()));
+    let publisher_port = hexyard_tests::free_port();
+    let mirror = hexyard_tests::mirror_yaml(
+        MIRROR_REPO,
+        &upstream,
+        UPSTREAM_NAME,
+        &["package_ttl_secs: 86400", "index_ttl_secs: 86400"],
     );
     let yaml = format!(
-        "public_url: http://127.0.0.1:{hp}\nproxy: {{listen: 127.0.0.1:{hp}}}\npublisher: {{listen: 127.0.0.1:{pp}}}\n\
-         metrics: {{listen: null}}\nstore: {{kind: local, root: ./store}}\nlog: {{level: warn}}\n\
-         repos:\n  {REPO}: {{kind: hosted, private_key: ./key.pem}}\n"
+        "public_url: http://{addr}\nproxy: {{listen: \"{addr}\"}}\n\
+         publisher: {{listen: \"127.0.0.1:{publisher_port}\"}}\nmetrics: {{listen: null}}\n\
+         store: {{kind: local, root: ./store}}\nlog: {{level: warn}}\n\
+         repos:\n  {HOSTED_REPO}: {{kind: hosted, private_key: ./key.pem}}\n{mirror}"
     );
     let cfg_path = dir.path().join("hexyard.yaml");
     std::fs::write(&cfg_path, yaml).unwrap();
     let config = Config::load(&cfg_path).unwrap();
-
-    // The publisher library builds the index (names/versions/packages) from the tarballs.
+    // The publisher library builds the hosted index (names/versions/packages) from the tarballs.
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async { hexyard_publisher::build(&config).await.unwrap() });
     drop(rt);
-    let pkg_size = std::fs::metadata(root.join(&pkg)).unwrap().len();
-    let tar_size = std::fs::metadata(root.join(&tar)).unwrap().len();
 
-    // hexyard, in this process (release build).
-    let server = hexyard_proxy::build_server(&config, &cfg_path).unwrap();
-    std::thread::spawn(move || server.run(pingora::server::RunArgs::default()));
-    wait_port(&format!("127.0.0.1:{hp}"));
+    let proxy = start_proxy(&cfg_path, addr);
+    std::thread::sleep(Duration::from_millis(300));
+    let proxy_idle = memory(proxy.child.id());
+    let nginx = Nginx::start(&dir.path().join("nginx"), &root, upstream.addr);
+    std::thread::sleep(Duration::from_millis(300));
+    let nginx_idle = nginx.memory();
 
-    // nginx on the same directory.
-    let conf = dir.path().join("nginx.conf");
-    std::fs::write(
-        &conf,
-        format!(
-            "user root root; daemon off; worker_processes 2; pid {d}/nginx.pid; error_log {d}/nginx.err warn;\n\
-             events {{ worker_connections 4096; }}\n\
-             http {{ access_log off; sendfile on; tcp_nopush on; keepalive_requests 1000000;\n\
-             default_type application/octet-stream; etag on;\n\
-             client_body_temp_path {d}/tmp; proxy_temp_path {d}/tmp; fastcgi_temp_path {d}/tmp; uwsgi_temp_path {d}/tmp; scgi_temp_path {d}/tmp;\n\
-             server {{ listen 127.0.0.1:{np}; root {root}; }} }}\n",
-            d = dir.path().display(),
-            root = root.display()
-        ),
-    )
-    .unwrap();
-    let _nginx = Reaped(
-        Command::new("nginx")
-            .arg("-c")
-            .arg(&conf)
-            .arg("-p")
-            .arg(dir.path())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("starting nginx (apt-get install nginx-light)"),
-    );
-    wait_port(&format!("127.0.0.1:{np}"));
-
-    let script = dir.path().join("stats.lua");
-    std::fs::write(&script, WRK_SCRIPT).unwrap();
-    // Same bytes from both, checked once.
-    for p in [&pkg, &tar] {
-        let a = Command::new("curl")
-            .args(["-s", &format!("http://127.0.0.1:{hp}/{p}")])
-            .output()
-            .unwrap()
-            .stdout;
-        let b = Command::new("curl")
-            .args(["-s", &format!("http://127.0.0.1:{np}/{p}")])
-            .output()
-            .unwrap()
-            .stdout;
-        assert!(
-            !a.is_empty() && a == b,
-            "{p}: hexyard and nginx serve different bytes: {:?} vs {:?}",
-            String::from_utf8_lossy(&a[..a.len().min(200)]),
-            String::from_utf8_lossy(&b[..b.len().min(200)])
-        );
-    }
-    println!(
-        "bench-serve: wrk -t2 -c64 -d{secs}s, hot files, same machine (2 cores shared by wrk and the server)"
-    );
-    println!(
-        "{:<28} {:>10} {:>9} {:>9} {:>9} {:>7}",
-        "target", "req/s", "p50 ms", "p99 ms", "p99.9 ms", "errors"
-    );
-    for (label, path, size) in [
-        ("packages/ (2 KiB)", &pkg, pkg_size),
-        ("tarball (100 KiB)", &tar, tar_size),
+    // Same bytes from both, checked once; for the mirror this also warms both caches.
+    let mut cases = Vec::new();
+    for (label, rel) in [
+        ("packages/ (2 KiB)", "packages/bench_pkg"),
+        ("tarball (100 KiB)", "tarballs/bench_big-1.0.0.tar"),
     ] {
-        // Warm both.
-        wrk(&format!("http://127.0.0.1:{hp}/{path}"), 1, &script);
-        wrk(&format!("http://127.0.0.1:{np}/{path}"), 1, &script);
-        let h = wrk(&format!("http://127.0.0.1:{hp}/{path}"), secs, &script);
-        let n = wrk(&format!("http://127.0.0.1:{np}/{path}"), secs, &script);
-        for (who, r) in [("hexyard", &h), ("nginx", &n)] {
+        let file = std::fs::read(root.join(format!("repos/{HOSTED_REPO}/{rel}"))).unwrap();
+        let path = format!("/repos/{HOSTED_REPO}/{rel}");
+        check("hexyard", addr, &path, &file);
+        check("nginx", nginx.addr, &path, &file);
+        cases.push(Case {
+            section: "hosted",
+            label,
+            path,
+            size: file.len(),
+        });
+    }
+    for (label, rel) in [
+        ("packages/ (2 KiB)", "packages/bench_pkg"),
+        ("tarball (100 KiB)", "tarballs/bench_big-1.0.0.tar"),
+    ] {
+        let file = upstream.file(rel).unwrap();
+        let path = format!("/repos/{MIRROR_REPO}/{rel}");
+        check("hexyard", addr, &path, &file);
+        check("nginx", nginx.addr, &path, &file);
+        cases.push(Case {
+            section: "mirror hit",
+            label,
+            path,
+            size: file.len(),
+        });
+    }
+    let upstream_before = upstream.total_hits();
+
+    println!("bench-serve: wrk {WRK_LOAD} -d{secs}s per run, after a 1 s warm-up run each");
+    println!(
+        "  hexyard: {} (threads: {}), nginx: {} child processes (workers, cache manager and loader); client and servers share the machine's {} cores",
+        proxy_binary_note(),
+        config
+            .proxy
+            .threads
+            .map_or_else(|| "one per core".to_owned(), |t| t.to_string()),
+        nginx.workers(),
+        std::thread::available_parallelism().map_or(0, |n| n.get())
+    );
+    print_wrk_header();
+    let mut section = "";
+    for case in &cases {
+        if case.section != section {
+            section = case.section;
             println!(
-                "{:<28} {:>10.0} {:>9.3} {:>9.3} {:>9.3} {:>7}",
-                format!("{who} {label}"),
-                r.rps,
-                r.p50_ms,
-                r.p99_ms,
-                r.p999_ms,
-                r.errors
+                "-- {section}{}",
+                if section == "hosted" {
+                    " (nginx: static files from the same store directory)"
+                } else {
+                    " (nginx: proxy_cache; both warmed, upstream untouched while measuring)"
+                }
             );
         }
+        let h_url = format!("http://{addr}{}", case.path);
+        let n_url = format!("http://{}{}", nginx.addr, case.path);
+        wrk(&h_url, 1, dir.path());
+        wrk(&n_url, 1, dir.path());
+        let h: WrkRun = wrk(&h_url, secs, dir.path());
+        let n: WrkRun = wrk(&n_url, secs, dir.path());
+        print_wrk_row(&format!("hexyard {}", case.label), &h);
+        print_wrk_row(&format!("nginx   {}", case.label), &n);
+        print_wrk_ratio(&h, &n, &format!("({} bytes)", case.size));
+    }
+    let upstream_after = upstream.total_hits();
+    assert_eq!(
+        upstream_after,
+        upstream_before,
+        "the upstream was asked {} times while measuring cache hits",
+        upstream_after - upstream_before
+    );
+    let proxy_after = memory(proxy.child.id());
+    let nginx_after = nginx.memory();
+    println!("-- memory (resident; nginx = master + children, summed)");
+    println!(
+        "{:<34} {:>12} {:>18} {:>12}",
+        "process", "idle (RSS)", "peak (HWM) in run", "RSS after"
+    );
+    for (who, idle, after) in [
+        ("hexyard-proxy", proxy_idle, proxy_after),
+        ("nginx", nginx_idle, nginx_after),
+    ] {
         println!(
-            "{:<28} {:>10.2} {:>9.2} {:>9.2} {:>9.2}   ({size} bytes)",
-            "  ratio hexyard/nginx",
-            h.rps / n.rps,
-            h.p50_ms / n.p50_ms,
-            h.p99_ms / n.p99_ms,
-            h.p999_ms / n.p999_ms
+            "{:<34} {:>12} {:>18} {:>12}",
+            who,
+            mib(idle.rss_kib),
+            mib(after.peak_kib),
+            mib(after.rss_kib)
         );
     }
-    drop(_nginx);
-    std::process::exit(0);
+    drop(nginx);
+    drop(proxy);
 }

@@ -94,6 +94,65 @@ pub fn sign_package(pkg: &proto::Package) -> Bytes {
     Bytes::from(registry::encode_signed(pkg, &fixture_key()).unwrap_or_else(|e| panic!("{e}")))
 }
 
+/// The files of a repository `repo` holding exactly `tarballs` (any order, several releases
+/// of one package allowed), signed with the fixture key: `names`, `versions`, `public_key`, one
+/// `packages/<name>` per package (each release with its inner and outer checksum, as the
+/// tarball's own `CHECKSUM` and SHA-256 give them; no dependencies are listed) and
+/// `tarballs/<name>-<version>.tar`. For synthetic upstreams (benchmarks, large mirrors).
+pub fn registry_of(repo: &str, tarballs: Vec<Vec<u8>>) -> HashMap<String, Bytes> {
+    use hexyard_common::tarball::{self, TarballLimits};
+    let key = fixture_key();
+    let signed = |r: Result<Vec<u8>, registry::RegistryError>| {
+        Bytes::from(r.unwrap_or_else(|e| panic!("signing: {e}")))
+    };
+    let mut files = HashMap::new();
+    let mut releases: std::collections::BTreeMap<String, Vec<proto::Release>> =
+        std::collections::BTreeMap::new();
+    for body in tarballs {
+        let t = tarball::parse(&body, &TarballLimits::default())
+            .unwrap_or_else(|e| panic!("synthetic tarball: {e}"));
+        let version = t.metadata.version;
+        files.insert(
+            format!("tarballs/{}-{version}.tar", t.name),
+            Bytes::from(body),
+        );
+        releases.entry(t.name).or_default().push(proto::Release {
+            version,
+            inner_checksum: t.inner_checksum.to_vec(),
+            outer_checksum: Some(t.outer_checksum.to_vec()),
+            ..Default::default()
+        });
+    }
+    let packages: Vec<proto::Package> = releases
+        .into_iter()
+        .map(|(name, r)| registry::build_package(repo, &name, r))
+        .collect();
+    for p in &packages {
+        let file = signed(registry::encode_signed(p, &key));
+        files.insert(format!("packages/{}", p.name), file);
+    }
+    let versions = registry::build_versions(repo, &packages);
+    let names = registry::build_names(
+        repo,
+        packages
+            .iter()
+            .map(|p| (p.name.clone(), proto::Timestamp::default())),
+    );
+    files.insert(
+        "versions".to_owned(),
+        signed(registry::encode_signed(&versions, &key)),
+    );
+    files.insert(
+        "names".to_owned(),
+        signed(registry::encode_signed(&names, &key)),
+    );
+    files.insert(
+        "public_key".to_owned(),
+        Bytes::from(crate::fixture("registry/public_key")),
+    );
+    files
+}
+
 impl FakeUpstream {
     /// Serves the fixture registry exactly as built (repository `fixture_repo`).
     pub fn fixture() -> FakeUpstream {
@@ -112,6 +171,11 @@ impl FakeUpstream {
             }
         }
         Self::serve(files)
+    }
+
+    /// Serves a synthetic repository `repo` holding `tarballs` ([`registry_of`]).
+    pub fn synthetic(repo: &str, tarballs: Vec<Vec<u8>>) -> FakeUpstream {
+        Self::serve(registry_of(repo, tarballs))
     }
 
     fn serve(files: HashMap<String, Bytes>) -> FakeUpstream {
