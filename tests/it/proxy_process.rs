@@ -140,12 +140,7 @@ fn metrics_count_requests_by_kind_route_and_outcome() {
         ),
     )
     .unwrap();
-    let _publisher = Process::start(
-        "hexyard-publisher",
-        &env.config_path,
-        env.publisher_addr,
-        &[],
-    );
+    let _publisher = env.start_publisher();
     let proxy = env.start_proxy();
     assert_eq!(
         get(proxy.addr, "/repos/mirror/packages/fx_core").status,

@@ -71,11 +71,14 @@ fn assert_index_matches_fixture(env: &TestEnv) {
 }
 
 fn copy_fixture_tarballs(env: &TestEnv) {
-    let dir = env.object_path(REPO, "tarballs");
-    std::fs::create_dir_all(&dir).unwrap();
     for e in std::fs::read_dir(fixtures().join("registry/tarballs")).unwrap() {
         let e = e.unwrap();
-        std::fs::copy(e.path(), dir.join(e.file_name())).unwrap();
+        let name = e.file_name().into_string().unwrap();
+        env.put_object(
+            REPO,
+            &format!("tarballs/{name}"),
+            &std::fs::read(e.path()).unwrap(),
+        );
     }
 }
 
@@ -117,7 +120,7 @@ fn missing_public_key_is_rewritten_at_start() {
         publish_fixtures(env.publisher_addr, &["fx_core-0.1.0"]);
     }
     let pem = env.object(REPO, "public_key").unwrap();
-    std::fs::remove_file(env.object_path(REPO, "public_key")).unwrap();
+    env.delete_object(REPO, "public_key");
     let _p = env.start_publisher();
     assert_eq!(env.object(REPO, "public_key"), Some(pem));
     // The index still verifies with it.
@@ -134,7 +137,7 @@ fn rebuild_subcommand_restores_the_index() {
     let published = env.package(REPO, "fx_core").unwrap();
     // Lose the indexes.
     for rel in ["names", "versions", "packages/fx_core", "packages/fx_json"] {
-        std::fs::remove_file(env.object_path(REPO, rel)).unwrap();
+        env.delete_object(REPO, rel);
     }
     let (ok, out) = env.publisher_command(&["rebuild", "--repo", REPO]);
     assert!(ok, "{out}");

@@ -300,6 +300,86 @@ repos:
         }
     }
 
+    /// Writes `repos/<repo>/<rel>` behind hexyard's back (a file, or a raw SDK `PutObject`).
+    pub fn put_object(&self, repo: &str, rel: &str, bytes: &[u8]) {
+        match &self.moto {
+            None => {
+                let path = self.object_path(repo, rel);
+                if let Some(dir) = path.parent() {
+                    std::fs::create_dir_all(dir).unwrap_or_else(|e| panic!("{e}"));
+                }
+                std::fs::write(&path, bytes).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            }
+            Some(moto) => {
+                let key = format!("repos/{repo}/{rel}");
+                block_on(async {
+                    moto.client()
+                        .put_object()
+                        .bucket(S3_BUCKET)
+                        .key(&key)
+                        .body(bytes.to_vec().into())
+                        .send()
+                        .await
+                        .unwrap_or_else(|e| panic!("PutObject {key}: {e:?}"));
+                });
+            }
+        }
+    }
+
+    /// Deletes `repos/<repo>/<rel>` behind hexyard's back; panics if it did not exist.
+    pub fn delete_object(&self, repo: &str, rel: &str) {
+        assert!(
+            self.object(repo, rel).is_some(),
+            "{repo}/{rel} does not exist"
+        );
+        match &self.moto {
+            None => {
+                let path = self.object_path(repo, rel);
+                std::fs::remove_file(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            }
+            Some(moto) => {
+                let key = format!("repos/{repo}/{rel}");
+                block_on(async {
+                    moto.client()
+                        .delete_object()
+                        .bucket(S3_BUCKET)
+                        .key(&key)
+                        .send()
+                        .await
+                        .unwrap_or_else(|e| panic!("DeleteObject {key}: {e:?}"));
+                });
+            }
+        }
+    }
+
+    /// When `repos/<repo>/<rel>` was last written (file mtime, or S3 `LastModified`, which has
+    /// one-second resolution): equal stamps mean nobody wrote it in between.
+    pub fn object_stamp(&self, repo: &str, rel: &str) -> String {
+        match &self.moto {
+            None => {
+                let path = self.object_path(repo, rel);
+                let m = std::fs::metadata(&path)
+                    .and_then(|m| m.modified())
+                    .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+                format!("{m:?}")
+            }
+            Some(moto) => {
+                let key = format!("repos/{repo}/{rel}");
+                block_on(async {
+                    let out = moto
+                        .client()
+                        .head_object()
+                        .bucket(S3_BUCKET)
+                        .key(&key)
+                        .send()
+                        .await
+                        .unwrap_or_else(|e| panic!("HeadObject {key}: {e:?}"));
+                    format!("{:?} {:?}", out.last_modified(), out.e_tag())
+                })
+            }
+        }
+    }
+
     /// The `Content-Type` and `Cache-Control` an S3 object was stored with (raw `HeadObject`);
     /// `None` when it does not exist. Panics on a local deployment.
     pub fn s3_object_headers(&self, repo: &str, rel: &str) -> Option<(String, String)> {
