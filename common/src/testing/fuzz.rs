@@ -92,8 +92,11 @@ pub fn tarball(data: &[u8]) {
     assert_eq!(Metadata::parse(&t.metadata_raw).as_ref(), Ok(&t.metadata));
     metadata(&t.metadata_raw);
 
-    // The independent reading of the same bytes.
-    let mut outer = tar::Archive::new(data);
+    // The independent reading of the same bytes. Header checksums written as a signed byte
+    // sum (old tars; erl_tar, GNU tar and our parser accept them, the tar crate does not) are
+    // rewritten as unsigned sums first: the one normalisation the tar crate needs.
+    let data = unsigned_checksums(data);
+    let mut outer = tar::Archive::new(data.as_slice());
     let mut version = None;
     let mut meta = None;
     let mut contents = None;
@@ -126,6 +129,7 @@ pub fn tarball(data: &[u8]) {
     gz.read_to_end(&mut inner)
         .expect("accepted contents.tar.gz: gunzip");
     assert_eq!(inner.len() as u64, t.unpacked_bytes, "unpacked size");
+    let inner = unsigned_checksums(&inner);
     let mut n = 0u64;
     for e in tar::Archive::new(inner.as_slice())
         .entries()
@@ -158,6 +162,48 @@ pub fn tarball(data: &[u8]) {
         }
     }
     assert_eq!(n, t.files, "entry count");
+}
+
+/// A copy of the tar archive `data` in which every header whose checksum field holds the
+/// signed byte sum (and not the unsigned one) holds the unsigned sum instead. Headers are found
+/// by walking the archive with each header's octal size; the walk stops at the first block it
+/// cannot read, leaving the rest as it is.
+fn unsigned_checksums(data: &[u8]) -> Vec<u8> {
+    let mut out = data.to_vec();
+    let mut off = 0usize;
+    while let Some(block) = out.get_mut(off..off + 512) {
+        if block.iter().all(|&b| b == 0) {
+            break;
+        }
+        let field = |b: &[u8]| -> Option<u64> {
+            let text = std::str::from_utf8(b).ok()?;
+            let text = text.trim_matches(|c| c == ' ' || c == '\0');
+            u64::from_str_radix(text, 8).ok()
+        };
+        let (Some(stored), Some(size)) = (field(&block[148..156]), field(&block[124..136])) else {
+            break;
+        };
+        let (mut unsigned, mut signed) = (0i64, 0i64);
+        for (i, &b) in block.iter().enumerate() {
+            let b = if (148..156).contains(&i) { b' ' } else { b };
+            unsigned += i64::from(b);
+            signed += i64::from(b as i8);
+        }
+        if stored as i64 != unsigned && stored as i64 == signed {
+            let text = format!("{unsigned:06o}\0 ");
+            block[148..156].copy_from_slice(text.as_bytes());
+        }
+        let Some(next) = size
+            .div_ceil(512)
+            .checked_mul(512)
+            .and_then(|n| usize::try_from(n).ok())
+            .and_then(|n| off.checked_add(512)?.checked_add(n))
+        else {
+            break;
+        };
+        off = next;
+    }
+    out
 }
 
 /// `metadata.config`: the term reader and [`Metadata::parse`]. Every term read must write
