@@ -175,9 +175,10 @@ fn unsigned_checksums(data: &[u8]) -> Vec<u8> {
         if block.iter().all(|&b| b == 0) {
             break;
         }
+        // An octal field ends at its first NUL (what follows is ignored, as readers do).
         let field = |b: &[u8]| -> Option<u64> {
-            let text = std::str::from_utf8(b).ok()?;
-            let text = text.trim_matches(|c| c == ' ' || c == '\0');
+            let end = b.iter().position(|&c| c == 0).unwrap_or(b.len());
+            let text = std::str::from_utf8(b.get(..end)?).ok()?.trim_matches(' ');
             u64::from_str_radix(text, 8).ok()
         };
         let (Some(stored), Some(size)) = (field(&block[148..156]), field(&block[124..136])) else {
