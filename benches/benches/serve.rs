@@ -14,15 +14,16 @@
 //!
 //! `cargo build --release --bins && cargo bench -p hexyard-benches --bench serve` (the
 //! release `hexyard-proxy` runs as a child process; needs `nginx` and `wrk`: Debian packages
-//! nginx-light and wrk; `benches/run` does all of it). `BENCH_SECS` sets the duration of each
-//! timed run (default 10).
+//! nginx-light and wrk; `benches/run` does all of it). `BENCH_ROUNDS` (default 3) sets how
+//! many alternating hexyard/nginx rounds each comparison runs (the median round is shown);
+//! `BENCH_SECS` sets the duration of each timed run (default 10).
 
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
 use hexyard_benches::{
-    HOSTED_REPO, MIRROR_REPO, Nginx, UPSTREAM_NAME, WRK_LOAD, WrkRun, bench_secs, memory, mib,
-    print_wrk_header, print_wrk_ratio, print_wrk_row, proxy_binary_note, sized_tarball,
-    start_proxy, wrk,
+    HOSTED_REPO, MIRROR_REPO, Nginx, UPSTREAM_NAME, WRK_LOAD, WrkRun, bench_rounds, bench_secs,
+    median_run, memory, mib, print_wrk_header, print_wrk_ratio, print_wrk_row, proxy_binary_note,
+    sized_tarball, start_proxy, wrk,
 };
 use hexyard_common::config::Config;
 use hexyard_common::storage::{LocalStore, PutMode, StorageKey, Store};
@@ -164,7 +165,10 @@ fn main() {
     }
     let upstream_before = upstream.total_hits();
 
-    println!("bench-serve: wrk {WRK_LOAD} -d{secs}s per run, after a 1 s warm-up run each");
+    let rounds = bench_rounds();
+    println!(
+        "bench-serve: wrk {WRK_LOAD} -d{secs}s per run, after a 1 s warm-up run each; {rounds} alternating rounds, median round shown"
+    );
     println!(
         "  hexyard: {} (threads: {}), nginx: {} child processes (workers, cache manager and loader); client and servers share the machine's {} cores",
         proxy_binary_note(),
@@ -193,8 +197,13 @@ fn main() {
         let n_url = format!("http://{}{}", nginx.addr, case.path);
         wrk(&h_url, 1, dir.path());
         wrk(&n_url, 1, dir.path());
-        let h: WrkRun = wrk(&h_url, secs, dir.path());
-        let n: WrkRun = wrk(&n_url, secs, dir.path());
+        let (mut hs, mut ns) = (Vec::new(), Vec::new());
+        for _ in 0..rounds {
+            hs.push(wrk(&h_url, secs, dir.path()));
+            ns.push(wrk(&n_url, secs, dir.path()));
+        }
+        let h: WrkRun = median_run(hs);
+        let n: WrkRun = median_run(ns);
         print_wrk_row(&format!("hexyard {}", case.label), &h);
         print_wrk_row(&format!("nginx   {}", case.label), &n);
         print_wrk_ratio(&h, &n, &format!("({} bytes)", case.size));

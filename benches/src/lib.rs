@@ -29,6 +29,20 @@ pub fn bench_secs() -> u64 {
     env_or("BENCH_SECS", 10)
 }
 
+/// How many alternating rounds the wrk comparisons run (`BENCH_ROUNDS`, default 3): on a
+/// shared or virtual machine one run can be 30 % off the next, so each side's median round is
+/// the figure, and hexyard and the reference take turns so a slow spell hits both.
+pub fn bench_rounds() -> usize {
+    env_or("BENCH_ROUNDS", 3usize).max(1)
+}
+
+/// The run with the median requests/s of `runs` (the lower middle one for an even count).
+pub fn median_run(mut runs: Vec<WrkRun>) -> WrkRun {
+    runs.sort_by(|a, b| a.rps.total_cmp(&b.rps));
+    let mid = runs.len().saturating_sub(1) / 2;
+    runs.swap_remove(mid)
+}
+
 /// The number in environment variable `name`, or `default` when unset or not a number.
 pub fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
     std::env::var(name)

@@ -30,6 +30,7 @@ use anyhow::Context;
 use async_trait::async_trait;
 use hexyard_common::config::Config;
 use pingora::apps::http_app::ServeHttp;
+use pingora::listeners::{L4BufferSettings, ListenerConfig};
 use pingora::protocols::http::ServerSession;
 use pingora::server::Server;
 use pingora::server::configuration::ServerConf;
@@ -37,6 +38,9 @@ use pingora::services::background::background_service;
 use pingora::services::listening::Service;
 use std::path::Path;
 use std::sync::Arc;
+
+/// The proxy's per-connection write buffer (see [`build_server`]).
+const WRITE_BUFFER_BYTES: usize = 16 * 1024;
 
 /// How long in-flight requests may run on after SIGTERM.
 pub const SHUTDOWN_GRACE_SECS: u64 = 5;
@@ -111,7 +115,14 @@ pub fn build_server(config: &Config, config_path: &Path) -> anyhow::Result<Serve
         limit: std::time::Duration::from_millis(config.proxy.header_read_timeout_ms),
     };
     let mut svc = Service::new("hexyard proxy".to_owned(), app);
-    svc.add_tcp(&config.proxy.listen.to_string());
+    // A write buffer that holds the header and a small body together, so a registry file or
+    // a small tarball leaves in one send (pingora's default of 1,460 bytes sends the header
+    // alone first: two syscalls and two wake-ups of the client per response). Pingora flushes
+    // at the end of every response, so nothing waits in it.
+    svc.add_listener(
+        ListenerConfig::tcp(config.proxy.listen.to_string())
+            .l4_buffer(L4BufferSettings::default().write(WRITE_BUFFER_BYTES)),
+    );
     server.add_service(svc);
 
     if let Some(addr) = config.metrics.listen {
