@@ -137,6 +137,12 @@ pub enum StoreBackend {
     S3,
 }
 
+/// Where a stored object lives (see `TestEnv::place`).
+enum Place<'a> {
+    File(PathBuf),
+    S3(&'a MotoServer, String),
+}
+
 /// The bucket of an S3 test deployment (each deployment has its own moto server).
 pub const S3_BUCKET: &str = "hexyard-test";
 /// The variable naming the access key id in S3 test configs.
@@ -294,34 +300,33 @@ repos:
     /// A stored object's bytes, if it exists: read from disk, or with a raw SDK `GetObject`
     /// of `repos/<repo>/<rel>` on S3 (panics when moto fails otherwise than with a 404).
     pub fn object(&self, repo: &str, rel: &str) -> Option<Vec<u8>> {
+        match self.place(repo, rel) {
+            Place::File(path) => std::fs::read(path).ok(),
+            Place::S3(moto, key) => s3_get(moto, S3_BUCKET, &key),
+        }
+    }
+
+    /// Where `repos/<repo>/<rel>` lives: its file, or its key on the S3 server.
+    fn place(&self, repo: &str, rel: &str) -> Place<'_> {
         match &self.moto {
-            None => std::fs::read(self.object_path(repo, rel)).ok(),
-            Some(moto) => s3_get(moto, S3_BUCKET, &format!("repos/{repo}/{rel}")),
+            None => Place::File(self.object_path(repo, rel)),
+            Some(moto) => Place::S3(moto, format!("repos/{repo}/{rel}")),
         }
     }
 
     /// Writes `repos/<repo>/<rel>` behind hexyard's back (a file, or a raw SDK `PutObject`).
     pub fn put_object(&self, repo: &str, rel: &str, bytes: &[u8]) {
-        match &self.moto {
-            None => {
-                let path = self.object_path(repo, rel);
+        match self.place(repo, rel) {
+            Place::File(path) => {
                 if let Some(dir) = path.parent() {
                     std::fs::create_dir_all(dir).unwrap_or_else(|e| panic!("{e}"));
                 }
                 std::fs::write(&path, bytes).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
             }
-            Some(moto) => {
-                let key = format!("repos/{repo}/{rel}");
-                block_on(async {
-                    moto.client()
-                        .put_object()
-                        .bucket(S3_BUCKET)
-                        .key(&key)
-                        .body(bytes.to_vec().into())
-                        .send()
-                        .await
-                        .unwrap_or_else(|e| panic!("PutObject {key}: {e:?}"));
-                });
+            Place::S3(moto, key) => {
+                let put = moto.client().put_object().bucket(S3_BUCKET).key(&key);
+                block_on(put.body(bytes.to_vec().into()).send())
+                    .unwrap_or_else(|e| panic!("PutObject {key}: {e:?}"));
             }
         }
     }
@@ -332,22 +337,19 @@ repos:
             self.object(repo, rel).is_some(),
             "{repo}/{rel} does not exist"
         );
-        match &self.moto {
-            None => {
-                let path = self.object_path(repo, rel);
+        match self.place(repo, rel) {
+            Place::File(path) => {
                 std::fs::remove_file(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
             }
-            Some(moto) => {
-                let key = format!("repos/{repo}/{rel}");
-                block_on(async {
+            Place::S3(moto, key) => {
+                block_on(
                     moto.client()
                         .delete_object()
                         .bucket(S3_BUCKET)
                         .key(&key)
-                        .send()
-                        .await
-                        .unwrap_or_else(|e| panic!("DeleteObject {key}: {e:?}"));
-                });
+                        .send(),
+                )
+                .unwrap_or_else(|e| panic!("DeleteObject {key}: {e:?}"));
             }
         }
     }
@@ -355,27 +357,23 @@ repos:
     /// When `repos/<repo>/<rel>` was last written (file mtime, or S3 `LastModified`, which has
     /// one-second resolution): equal stamps mean nobody wrote it in between.
     pub fn object_stamp(&self, repo: &str, rel: &str) -> String {
-        match &self.moto {
-            None => {
-                let path = self.object_path(repo, rel);
+        match self.place(repo, rel) {
+            Place::File(path) => {
                 let m = std::fs::metadata(&path)
                     .and_then(|m| m.modified())
                     .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
                 format!("{m:?}")
             }
-            Some(moto) => {
-                let key = format!("repos/{repo}/{rel}");
-                block_on(async {
-                    let out = moto
-                        .client()
+            Place::S3(moto, key) => {
+                let out = block_on(
+                    moto.client()
                         .head_object()
                         .bucket(S3_BUCKET)
                         .key(&key)
-                        .send()
-                        .await
-                        .unwrap_or_else(|e| panic!("HeadObject {key}: {e:?}"));
-                    format!("{:?} {:?}", out.last_modified(), out.e_tag())
-                })
+                        .send(),
+                )
+                .unwrap_or_else(|e| panic!("HeadObject {key}: {e:?}"));
+                format!("{:?} {:?}", out.last_modified(), out.e_tag())
             }
         }
     }
