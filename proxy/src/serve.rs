@@ -582,7 +582,7 @@ impl Hexyard {
                 )),
             },
             Ok(Fetched::Ok { body, etag }) => {
-                if let Err(why) = verify_registry(m, &kind, &body) {
+                if let Err(why) = verify_registry(m, kind.clone(), body.clone()).await {
                     self.metrics.verify_failed.inc();
                     tracing::error!(mirror = %m.name, object = %rel, error = %why, "upstream registry file does not verify");
                     return match stored {
@@ -730,7 +730,14 @@ impl Hexyard {
             }
             Err(e) => return Err(upstream_failure(m, &rel, &e)),
         };
-        if sha256(&body).as_slice() != expected.as_slice() {
+        let (tarball, want) = (body.clone(), expected.clone());
+        let matches = off_thread(body.len(), move || {
+            (sha256(&tarball) == want)
+                .then_some(())
+                .ok_or_else(String::new)
+        })
+        .await;
+        if matches.is_err() {
             self.metrics.verify_failed.inc();
             tracing::error!(mirror = %m.name, object = %rel, "upstream tarball does not match the signed outer checksum");
             return Err(Failure::new(
@@ -920,14 +927,40 @@ fn storage_key(repo: &str, object: &Object) -> Result<StorageKey, Failure> {
     .map_err(bad)
 }
 
-fn verify_registry(m: &Mirror, kind: &RegKind, body: &[u8]) -> Result<(), String> {
-    let repo = &m.cfg.upstream.name;
-    let r = match kind {
-        RegKind::Names => registry::decode_names(body, &m.key, repo).map(|_| ()),
-        RegKind::Versions => registry::decode_versions(body, &m.key, repo).map(|_| ()),
-        RegKind::Package(name) => registry::decode_package(body, &m.key, repo, name).map(|_| ()),
-    };
-    r.map_err(|e| e.to_string())
+/// Checks a registry file from the upstream: signature, `repository`, and for a package file
+/// its name. Off the worker thread when large (hex.pm's `versions` is megabytes).
+async fn verify_registry(m: &Mirror, kind: RegKind, body: Bytes) -> Result<(), String> {
+    let key = m.key.clone();
+    let repo = m.cfg.upstream.name.clone();
+    off_thread(body.len(), move || {
+        let r = match &kind {
+            RegKind::Names => registry::decode_names(&body, &key, &repo).map(|_| ()),
+            RegKind::Versions => registry::decode_versions(&body, &key, &repo).map(|_| ()),
+            RegKind::Package(name) => {
+                registry::decode_package(&body, &key, &repo, name).map(|_| ())
+            }
+        };
+        r.map_err(|e| e.to_string())
+    })
+    .await
+}
+
+/// Inputs from this size up are checked on the blocking pool.
+const OFF_THREAD_BYTES: usize = 256 * 1024;
+
+/// Runs the CPU-bound check `f` over `len` bytes: inline when small, else on the blocking pool,
+/// so that the worker thread (which, without work stealing, alone serves its connections)
+/// goes on serving meanwhile.
+async fn off_thread(
+    len: usize,
+    f: impl FnOnce() -> Result<(), String> + Send + 'static,
+) -> Result<(), String> {
+    if len < OFF_THREAD_BYTES {
+        return f();
+    }
+    tokio::task::spawn_blocking(f)
+        .await
+        .unwrap_or_else(|e| Err(format!("check did not complete: {e}")))
 }
 
 fn upstream_failure(m: &Mirror, rel: &str, e: &UpstreamError) -> Failure {
