@@ -353,6 +353,11 @@ pub struct ProxyConfig {
     pub cache_bytes: u64,
     /// Worker threads; `None` = the number of CPUs. Default `None`.
     pub threads: Option<usize>,
+    /// Whether idle worker threads take queued work from busy ones. Default `false`: each
+    /// thread serves the connections it was given (pingora's no-steal runtime), which serves
+    /// small files faster (fewer cross-thread wake-ups); CPU-heavy checks run on the blocking
+    /// pool either way.
+    pub work_stealing: bool,
     /// How long a cached mutable object (registry index) is served before it is re-checked
     /// against the store, in milliseconds. Default 1000.
     pub revalidate_ms: u64,
@@ -370,6 +375,7 @@ impl Default for ProxyConfig {
             listen: loopback(4000),
             cache_bytes: 256 * MIB,
             threads: None,
+            work_stealing: false,
             revalidate_ms: 1000,
             publisher_url: None,
             header_read_timeout_ms: 30_000,

@@ -98,6 +98,7 @@ pub fn build_server(config: &Config, config_path: &Path) -> anyhow::Result<Serve
             .map(|n| n.get())
             .unwrap_or(2)
     });
+    conf.work_stealing = config.proxy.work_stealing;
     // SIGTERM: stop accepting, let in-flight requests finish for up to the grace period, then
     // stop. (pingora waits out the whole period; SIGINT stops at once.)
     conf.grace_period_seconds = Some(SHUTDOWN_GRACE_SECS);
