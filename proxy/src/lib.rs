@@ -4,7 +4,8 @@
 //! - [`route`]: request path -> repository object, `/api`, health.
 //! - [`serve`]: hosted and mirror serving, verification, allowlists (the logic).
 //! - [`cache`]: the moka hot cache; [`flight`]: single flight.
-//! - [`header_timeout`]: the bound on the time a client takes to send a request head.
+//! - [`front`]: the connection loop: answers reads itself, hands the rest to the proxy, and
+//!   bounds the time a client takes to send a request head.
 //! - [`upstream`]: the mirror upstream client.
 //! - [`service`]: the thin pingora `ProxyHttp` implementation.
 //! - [`supervisor`]: the publisher child (`publisher.spawn`).
@@ -16,7 +17,7 @@
 
 pub mod cache;
 pub mod flight;
-pub mod header_timeout;
+pub mod front;
 pub mod metrics;
 pub mod range;
 pub mod route;
@@ -107,14 +108,15 @@ pub fn build_server(config: &Config, config_path: &Path) -> anyhow::Result<Serve
     server.bootstrap();
 
     let y = build_state(config)?;
-    let proxy = service::HexProxy {
+    let hex = service::HexProxy {
         y: y.clone(),
         publisher: publisher_authority(config)?,
     };
-    let app = header_timeout::HeaderTimeout {
-        inner: Arc::new(pingora::proxy::http_proxy(&server.configuration, proxy)),
-        limit: std::time::Duration::from_millis(config.proxy.header_read_timeout_ms),
-    };
+    let app = front::Front::new(
+        Arc::new(hex.clone()),
+        Arc::new(pingora::proxy::http_proxy(&server.configuration, hex)),
+        std::time::Duration::from_millis(config.proxy.header_read_timeout_ms),
+    );
     let mut svc = Service::new("hexyard proxy".to_owned(), app);
     // A write buffer that holds the header and a small body together, so a registry file or
     // a small tarball leaves in one send (pingora's default of 1,460 bytes sends the header

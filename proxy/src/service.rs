@@ -11,8 +11,13 @@ use bytes::Bytes;
 use futures::StreamExt;
 use hexyard_common::auth::Access;
 use hexyard_common::etf::{self, Term};
+use http::header::{
+    ACCEPT_RANGES, ALLOW, CACHE_CONTROL, CONTENT_LENGTH, CONTENT_RANGE, CONTENT_TYPE, ETAG,
+    HeaderName, HeaderValue, WWW_AUTHENTICATE,
+};
 use pingora::http::ResponseHeader;
 use pingora::prelude::*;
+use pingora::protocols::http::ServerSession;
 use pingora::proxy::{FailToProxy, ProxyHttp, Session};
 use std::sync::Arc;
 use std::time::Instant;
@@ -36,7 +41,30 @@ pub struct Ctx {
     api_write: Option<String>,
 }
 
+impl Ctx {
+    pub fn new() -> Self {
+        Ctx {
+            start: Instant::now(),
+            route: "invalid",
+            repo: None,
+            repo_kind: "none",
+            package: None,
+            outcome: Outcome::Ok,
+            status: 0,
+            bytes: 0,
+            api_write: None,
+        }
+    }
+}
+
+impl Default for Ctx {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 /// The proxy.
+#[derive(Clone)]
 pub struct HexProxy {
     pub y: Arc<Hexyard>,
     /// `host:port` of the publisher.
@@ -47,50 +75,69 @@ fn text(status: u16, msg: &str) -> (u16, Bytes) {
     (status, Bytes::from(format!("{msg}\n")))
 }
 
+/// Response header fields (typed: nothing to parse per request).
+type Fields = Vec<(HeaderName, HeaderValue)>;
+
+/// A response head: `fields` and `content-length: len`.
+fn head(status: u16, fields: &Fields, len: u64) -> Result<Box<ResponseHeader>> {
+    let mut resp = ResponseHeader::build(status, Some(fields.len() + 1))?;
+    for (k, v) in fields {
+        resp.insert_header(k.clone(), v.clone())?;
+    }
+    resp.insert_header(CONTENT_LENGTH, HeaderValue::from(len))?;
+    Ok(Box::new(resp))
+}
+
+/// A header value from text made here (a quoted hash, a byte range): always valid.
+fn value(v: String) -> Result<HeaderValue> {
+    HeaderValue::try_from(v).or_err(ErrorType::InternalError, "invalid response header value")
+}
+
 async fn respond(
-    session: &mut Session,
+    session: &mut ServerSession,
     status: u16,
-    headers: &[(&'static str, String)],
+    fields: &Fields,
     body: Bytes,
     ctx: &mut Ctx,
 ) -> Result<bool> {
     let head_only = session.req_header().method == http::Method::HEAD;
-    let mut resp = ResponseHeader::build(status, Some(headers.len() + 2))?;
-    for (k, v) in headers {
-        resp.insert_header(*k, v.as_str())?;
-    }
-    resp.insert_header("content-length", body.len().to_string())?;
     let no_body = head_only || status == 304 || body.is_empty();
     session
-        .write_response_header(Box::new(resp), no_body)
+        .write_response_header(head(status, fields, body.len() as u64)?)
         .await?;
     if !no_body {
         ctx.bytes = body.len();
-        session.write_response_body(Some(body), true).await?;
+        session.write_response_body(body, true).await?;
     }
     ctx.status = status;
     Ok(true)
 }
 
 async fn respond_text(
-    session: &mut Session,
+    session: &mut ServerSession,
     status: u16,
     msg: &str,
     ctx: &mut Ctx,
 ) -> Result<bool> {
     let (s, b) = text(status, msg);
-    let mut h = vec![("content-type", "text/plain; charset=utf-8".to_owned())];
+    let mut h = vec![(
+        CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    )];
     if status == 401 {
-        h.push(("www-authenticate", "Basic realm=\"hexyard\"".to_owned()));
+        h.push((
+            WWW_AUTHENTICATE,
+            HeaderValue::from_static("Basic realm=\"hexyard\""),
+        ));
     }
     if status == 405 {
-        h.push(("allow", "GET, HEAD".to_owned()));
+        h.push((ALLOW, HeaderValue::from_static("GET, HEAD")));
     }
     respond(session, s, &h, b, ctx).await
 }
 
 /// Whether `If-None-Match` names `etag` (an empty header counts as absent, as rebar3 sends one).
-fn not_modified(session: &Session, etag: &str) -> bool {
+fn not_modified(session: &ServerSession, etag: &str) -> bool {
     let Some(v) = session
         .req_header()
         .headers
@@ -109,6 +156,100 @@ fn not_modified(session: &Session, etag: &str) -> bool {
 }
 
 impl HexProxy {
+    /// Refuses a head over the limits the publisher has: answers 431, and the error ends the
+    /// request and closes the connection.
+    pub async fn check_head(&self, session: &mut ServerSession, ctx: &mut Ctx) -> Result<()> {
+        let req = session.req_header();
+        let count = req.headers.len();
+        let bytes = req.headers.iter().fold(
+            req.method.as_str().len() + req.uri.to_string().len(),
+            |n, (k, v)| n + k.as_str().len() + v.len() + 4,
+        );
+        if count <= MAX_HEADERS && bytes <= MAX_HEAD_BYTES {
+            return Ok(());
+        }
+        ctx.outcome = Outcome::Invalid;
+        let msg = format!(
+            "request header fields too large: {count} fields, {bytes} bytes (at most \
+             {MAX_HEADERS} fields, {MAX_HEAD_BYTES} bytes)"
+        );
+        respond_text(session, 431, &msg, ctx).await?;
+        Error::e_explain(ErrorType::HTTPStatus(431), msg)
+    }
+
+    /// Answers a request whose head has been read, unless it is for `/api`: `Ok(true)` when
+    /// the answer is written, `Ok(false)` for `/api` (to be forwarded to the publisher).
+    pub async fn answer(&self, session: &mut ServerSession, ctx: &mut Ctx) -> Result<bool> {
+        let path = session.req_header().uri.path().to_owned();
+        let r = route::route(&path);
+        ctx.route = r.class();
+        match r {
+            Route::Api => {
+                ctx.outcome = Outcome::Forwarded;
+                let m = &session.req_header().method;
+                if m != http::Method::GET && m != http::Method::HEAD {
+                    ctx.api_write = self.api_repo(&path);
+                }
+                Ok(false)
+            }
+            Route::Healthz => respond_text(session, 200, "ok", ctx).await,
+            Route::Readyz => match self.y.ready().await {
+                Ok(store) => {
+                    respond_text(session, 200, &format!("ready: store {store}"), ctx).await
+                }
+                Err(e) => {
+                    ctx.outcome = Outcome::StoreError;
+                    respond_text(
+                        session,
+                        503,
+                        &format!("not ready: store unreachable: {e}"),
+                        ctx,
+                    )
+                    .await
+                }
+            },
+            Route::NotFound(m) => {
+                ctx.outcome = Outcome::NotFound;
+                respond_text(session, 404, m, ctx).await
+            }
+            Route::BadRequest(m) => {
+                ctx.outcome = Outcome::Invalid;
+                respond_text(session, 400, &format!("bad request: {m}"), ctx).await
+            }
+            Route::Repo { repo, object } => self.repo_request(session, ctx, repo, object).await,
+        }
+    }
+
+    /// The access line and the metrics of a finished request.
+    pub fn log(&self, session: &ServerSession, e: Option<&Error>, ctx: &Ctx) {
+        let status = session
+            .response_written()
+            .map_or(ctx.status, |r| r.status.as_u16());
+        let elapsed = ctx.start.elapsed();
+        self.y.metrics.request(
+            ctx.repo_kind,
+            ctx.route,
+            ctx.outcome.as_str(),
+            ctx.bytes,
+            elapsed,
+        );
+        let req = session.req_header();
+        tracing::info!(
+            target: "hexyard::access",
+            method = %req.method,
+            path = %req.uri.path(),
+            repo = ctx.repo.as_deref().unwrap_or("-"),
+            package = ctx.package.as_deref().unwrap_or("-"),
+            route = ctx.route,
+            outcome = ctx.outcome.as_str(),
+            status,
+            bytes = ctx.bytes,
+            latency_ms = elapsed.as_secs_f64() * 1000.0,
+            error = e.map(|e| e.to_string()).unwrap_or_default(),
+            "request"
+        );
+    }
+
     /// The repository a `/api` path targets (for cache invalidation after writes).
     fn api_repo(&self, path: &str) -> Option<String> {
         let mut segs = path.split('/').filter(|s| !s.is_empty());
@@ -121,7 +262,7 @@ impl HexProxy {
 
     async fn repo_request(
         &self,
-        session: &mut Session,
+        session: &mut ServerSession,
         ctx: &mut Ctx,
         repo: Option<String>,
         object: route::Object,
@@ -204,7 +345,7 @@ impl HexProxy {
     /// else 200; a large stored object streamed chunk by chunk.
     async fn send_file(
         &self,
-        session: &mut Session,
+        session: &mut ServerSession,
         served: Served,
         ctx: &mut Ctx,
     ) -> Result<bool> {
@@ -217,9 +358,9 @@ impl HexProxy {
         let mut etag = loaded.etag;
         let mut len = loaded.body.len();
         let mut headers = vec![
-            ("content-type", content_type.to_owned()),
-            ("cache-control", cache_control.to_owned()),
-            ("etag", etag.clone()),
+            (CONTENT_TYPE, HeaderValue::from_static(content_type)),
+            (CACHE_CONTROL, HeaderValue::from_static(cache_control)),
+            (ETAG, value(etag.clone())?),
         ];
         if not_modified(session, &etag) {
             return respond(session, 304, &headers, Bytes::new(), ctx).await;
@@ -234,7 +375,7 @@ impl HexProxy {
                     len = size;
                     if let Some(e) = new_etag {
                         etag = e;
-                        headers[2].1 = etag.clone();
+                        headers[2].1 = value(etag.clone())?;
                     }
                     chunks = Some(s);
                 }
@@ -252,15 +393,15 @@ impl HexProxy {
         let (status, start, end) = match plan {
             range::Plan::Whole => (200, 0, len),
             range::Plan::Part { start, end } => {
-                headers.push(("content-range", format!("bytes {start}-{end}/{len}")));
+                headers.push((CONTENT_RANGE, value(format!("bytes {start}-{end}/{len}"))?));
                 (206, start, end + 1)
             }
             range::Plan::Unsatisfiable => {
-                headers.push(("content-range", format!("bytes */{len}")));
+                headers.push((CONTENT_RANGE, value(format!("bytes */{len}"))?));
                 return respond(session, 416, &headers, Bytes::new(), ctx).await;
             }
         };
-        headers.push(("accept-ranges", "bytes".to_owned()));
+        headers.push((ACCEPT_RANGES, HeaderValue::from_static("bytes")));
         let Some(mut chunks) = chunks else {
             let body = match &loaded.body {
                 Body::Full(b) => b.slice(bounds(start, end, b.len())),
@@ -272,13 +413,8 @@ impl HexProxy {
             return respond(session, status, &headers, body, ctx).await;
         };
         // A large object: headers, then the chunks inside [start, end).
-        let mut resp = ResponseHeader::build(status, Some(headers.len() + 1))?;
-        for (k, v) in &headers {
-            resp.insert_header(*k, v.as_str())?;
-        }
-        resp.insert_header("content-length", (end - start).to_string())?;
         session
-            .write_response_header(Box::new(resp), end == start)
+            .write_response_header(head(status, &headers, end - start)?)
             .await?;
         ctx.status = status;
         let mut offset = 0u64;
@@ -304,9 +440,7 @@ impl HexProxy {
             let hi = (end - at).min(chunk.len() as u64);
             let piece = chunk.slice(bounds(lo, hi, chunk.len()));
             ctx.bytes += piece.len();
-            session
-                .write_response_body(Some(piece), offset >= end)
-                .await?;
+            session.write_response_body(piece, offset >= end).await?;
         }
         Ok(true)
     }
@@ -321,23 +455,20 @@ fn bounds(start: u64, end: u64, len: usize) -> std::ops::Range<usize> {
 
 /// The headers of a response whose body is not sent (HEAD), with its length.
 async fn respond_head(
-    session: &mut Session,
+    session: &mut ServerSession,
     status: u16,
-    headers: &[(&'static str, String)],
+    fields: &Fields,
     len: u64,
     ctx: &mut Ctx,
 ) -> Result<bool> {
-    let mut resp = ResponseHeader::build(status, Some(headers.len() + 1))?;
-    for (k, v) in headers {
-        resp.insert_header(*k, v.as_str())?;
-    }
-    resp.insert_header("content-length", len.to_string())?;
-    session.write_response_header(Box::new(resp), true).await?;
+    session
+        .write_response_header(head(status, fields, len)?)
+        .await?;
     ctx.status = status;
     Ok(true)
 }
 
-async fn fail(session: &mut Session, f: Failure, ctx: &mut Ctx) -> Result<bool> {
+async fn fail(session: &mut ServerSession, f: Failure, ctx: &mut Ctx) -> Result<bool> {
     ctx.outcome = f.outcome;
     respond_text(session, f.status, &f.message, ctx).await
 }
@@ -347,81 +478,18 @@ impl ProxyHttp for HexProxy {
     type CTX = Ctx;
 
     fn new_ctx(&self) -> Ctx {
-        Ctx {
-            start: Instant::now(),
-            route: "invalid",
-            repo: None,
-            repo_kind: "none",
-            package: None,
-            outcome: Outcome::Ok,
-            status: 0,
-            bytes: 0,
-            api_write: None,
-        }
+        Ctx::new()
     }
 
-    /// The head has been read: stops the header timer, and refuses a head over the limits the
-    /// publisher has (431, answered here, then the connection is closed).
+    /// The head has been read: stops the header timer (see [`crate::front`]), and refuses a
+    /// head over the publisher's limits.
     async fn early_request_filter(&self, session: &mut Session, ctx: &mut Ctx) -> Result<()> {
-        crate::header_timeout::head_read();
-        let req = session.req_header();
-        let count = req.headers.len();
-        let bytes = req.headers.iter().fold(
-            req.method.as_str().len() + req.uri.to_string().len(),
-            |n, (k, v)| n + k.as_str().len() + v.len() + 4,
-        );
-        if count <= MAX_HEADERS && bytes <= MAX_HEAD_BYTES {
-            return Ok(());
-        }
-        ctx.outcome = Outcome::Invalid;
-        let msg = format!(
-            "request header fields too large: {count} fields, {bytes} bytes (at most \
-             {MAX_HEADERS} fields, {MAX_HEAD_BYTES} bytes)"
-        );
-        respond_text(session, 431, &msg, ctx).await?;
-        // The answer is written; the error ends the request and closes the connection.
-        Error::e_explain(ErrorType::HTTPStatus(431), msg)
+        crate::front::head_read();
+        self.check_head(session.as_downstream_mut(), ctx).await
     }
 
     async fn request_filter(&self, session: &mut Session, ctx: &mut Ctx) -> Result<bool> {
-        let path = session.req_header().uri.path().to_owned();
-        let r = route::route(&path);
-        ctx.route = r.class();
-        match r {
-            Route::Api => {
-                ctx.outcome = Outcome::Forwarded;
-                let m = &session.req_header().method;
-                if m != http::Method::GET && m != http::Method::HEAD {
-                    ctx.api_write = self.api_repo(&path);
-                }
-                Ok(false)
-            }
-            Route::Healthz => respond_text(session, 200, "ok", ctx).await,
-            Route::Readyz => match self.y.ready().await {
-                Ok(store) => {
-                    respond_text(session, 200, &format!("ready: store {store}"), ctx).await
-                }
-                Err(e) => {
-                    ctx.outcome = Outcome::StoreError;
-                    respond_text(
-                        session,
-                        503,
-                        &format!("not ready: store unreachable: {e}"),
-                        ctx,
-                    )
-                    .await
-                }
-            },
-            Route::NotFound(m) => {
-                ctx.outcome = Outcome::NotFound;
-                respond_text(session, 404, m, ctx).await
-            }
-            Route::BadRequest(m) => {
-                ctx.outcome = Outcome::Invalid;
-                respond_text(session, 400, &format!("bad request: {m}"), ctx).await
-            }
-            Route::Repo { repo, object } => self.repo_request(session, ctx, repo, object).await,
-        }
+        self.answer(session.as_downstream_mut(), ctx).await
     }
 
     async fn upstream_peer(&self, _session: &mut Session, _ctx: &mut Ctx) -> Result<Box<HttpPeer>> {
@@ -528,31 +596,6 @@ impl ProxyHttp for HexProxy {
     }
 
     async fn logging(&self, session: &mut Session, e: Option<&Error>, ctx: &mut Ctx) {
-        let status = session
-            .response_written()
-            .map_or(ctx.status, |r| r.status.as_u16());
-        let elapsed = ctx.start.elapsed();
-        self.y.metrics.request(
-            ctx.repo_kind,
-            ctx.route,
-            ctx.outcome.as_str(),
-            ctx.bytes,
-            elapsed,
-        );
-        let req = session.req_header();
-        tracing::info!(
-            target: "hexyard::access",
-            method = %req.method,
-            path = %req.uri.path(),
-            repo = ctx.repo.as_deref().unwrap_or("-"),
-            package = ctx.package.as_deref().unwrap_or("-"),
-            route = ctx.route,
-            outcome = ctx.outcome.as_str(),
-            status,
-            bytes = ctx.bytes,
-            latency_ms = elapsed.as_secs_f64() * 1000.0,
-            error = e.map(|e| e.to_string()).unwrap_or_default(),
-            "request"
-        );
+        self.log(session.as_downstream(), e, ctx);
     }
 }
