@@ -20,6 +20,7 @@
 //! [`head_read`]; from then on the request runs unbounded by this timer (bodies and responses
 //! have their own timeouts).
 
+use crate::coalesce::Coalesce;
 use crate::service::{Ctx, HexProxy};
 use async_trait::async_trait;
 use bytes::BytesMut;
@@ -221,9 +222,10 @@ pub fn direct(head: &[u8]) -> bool {
 impl ServerApp for Front {
     async fn process_new(
         self: &Arc<Self>,
-        mut stream: Stream,
+        stream: Stream,
         shutdown: &ShutdownWatch,
     ) -> Option<Stream> {
+        let mut stream: Stream = Box::new(Coalesce::new(stream));
         let mut settings: Option<HttpPersistentSettings> = None;
         loop {
             let deadline = Instant::now() + self.limit;

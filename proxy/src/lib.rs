@@ -4,6 +4,7 @@
 //! - [`route`]: request path -> repository object, `/api`, health.
 //! - [`serve`]: hosted and mirror serving, verification, allowlists (the logic).
 //! - [`cache`]: the moka hot cache; [`flight`]: single flight.
+//! - [`coalesce`]: the client connection's write buffer (header and body in one write).
 //! - [`front`]: the connection loop: answers reads itself, hands the rest to the proxy, and
 //!   bounds the time a client takes to send a request head.
 //! - [`upstream`]: the mirror upstream client.
@@ -16,6 +17,7 @@
 //! the caller runs it.
 
 pub mod cache;
+pub mod coalesce;
 pub mod flight;
 pub mod front;
 pub mod metrics;
@@ -31,17 +33,15 @@ use anyhow::Context;
 use async_trait::async_trait;
 use hexyard_common::config::Config;
 use pingora::apps::http_app::ServeHttp;
-use pingora::listeners::{L4BufferSettings, ListenerConfig};
+use pingora::listeners::{L4BufferSettings, ListenerConfig, TcpSocketOptions};
 use pingora::protocols::http::ServerSession;
 use pingora::server::Server;
 use pingora::server::configuration::ServerConf;
 use pingora::services::background::background_service;
 use pingora::services::listening::Service;
+use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
-
-/// The proxy's per-connection write buffer (see [`build_server`]).
-const WRITE_BUFFER_BYTES: usize = 16 * 1024;
 
 /// How long in-flight requests may run on after SIGTERM.
 pub const SHUTDOWN_GRACE_SECS: u64 = 5;
@@ -89,6 +89,18 @@ pub fn build_state(config: &Config) -> anyhow::Result<Arc<serve::Hexyard>> {
     Ok(Arc::new(serve::Hexyard::new(config, store, metrics)?))
 }
 
+/// How service `i` spells the proxy's listen address: `addr` with `i` zeros before the port.
+/// pingora keeps one listening socket per spelling (its table of sockets, for upgrades, is
+/// keyed by the address string), and each service closes its listener when it stops: the
+/// services need sockets of their own, hence distinct spellings of one address.
+fn spelling(addr: SocketAddr, i: usize) -> String {
+    let s = addr.to_string();
+    match s.rsplit_once(':') {
+        Some((host, port)) => format!("{host}:{}{port}", "0".repeat(i)),
+        None => s,
+    }
+}
+
 /// Builds the pingora server for `config` (read from `config_path`, which a spawned publisher
 /// is given too): the proxy service on `proxy.listen`, `/metrics` on `metrics.listen`, and the
 /// publisher supervisor when `publisher.spawn` is set. Nothing runs until the caller runs it.
@@ -112,21 +124,42 @@ pub fn build_server(config: &Config, config_path: &Path) -> anyhow::Result<Serve
         y: y.clone(),
         publisher: publisher_authority(config)?,
     };
-    let app = front::Front::new(
-        Arc::new(hex.clone()),
-        Arc::new(pingora::proxy::http_proxy(&server.configuration, hex)),
-        std::time::Duration::from_millis(config.proxy.header_read_timeout_ms),
-    );
-    let mut svc = Service::new("hexyard proxy".to_owned(), app);
-    // A write buffer that holds the header and a small body together, so a registry file or
-    // a small tarball leaves in one send (pingora's default of 1,460 bytes sends the header
-    // alone first: two syscalls and two wake-ups of the client per response). Pingora flushes
-    // at the end of every response, so nothing waits in it.
-    svc.add_listener(
-        ListenerConfig::tcp(config.proxy.listen.to_string())
-            .l4_buffer(L4BufferSettings::default().write(WRITE_BUFFER_BYTES)),
-    );
-    server.add_service(svc);
+    let limit = std::time::Duration::from_millis(config.proxy.header_read_timeout_ms);
+    // Without work stealing, one service per thread, each with its own listening socket on
+    // the same address (SO_REUSEPORT; the kernel spreads new connections over them): each
+    // thread accepts its own connections and serves them with the reactor it registered them
+    // with. (One service of N no-steal threads accepts on one thread and hands half of the
+    // connections to the others, whose every readiness event then arrives on the accepting
+    // thread's reactor and crosses over with a wake-up.)
+    let (services, threads) = if config.proxy.work_stealing {
+        (1, None)
+    } else {
+        (server.configuration.threads, Some(1))
+    };
+    for i in 0..services {
+        let app = front::Front::new(
+            Arc::new(hex.clone()),
+            Arc::new(pingora::proxy::http_proxy(
+                &server.configuration,
+                hex.clone(),
+            )),
+            limit,
+        );
+        let mut svc = Service::new(format!("hexyard proxy {i}"), app);
+        svc.threads = threads;
+        let mut options = TcpSocketOptions::default();
+        options.so_reuseport = (services > 1).then_some(true);
+        // No write buffer in pingora's stream: `Front` gathers a response's writes itself
+        // ([`coalesce`]), so that a header and its body leave in one write whatever their
+        // size (pingora's buffer of 1,460 bytes sends a header alone first: two system calls
+        // and two wake-ups of the client per response).
+        svc.add_listener(
+            ListenerConfig::tcp(spelling(config.proxy.listen, i))
+                .tcp_socket_options(options)
+                .l4_buffer(L4BufferSettings::default().write(0)),
+        );
+        server.add_service(svc);
+    }
 
     if let Some(addr) = config.metrics.listen {
         let mut m = Service::new("hexyard metrics".to_owned(), MetricsApp(y));
@@ -140,4 +173,23 @@ pub fn build_server(config: &Config, config_path: &Path) -> anyhow::Result<Serve
         server.add_service(background_service("publisher supervisor", sup));
     }
     Ok(server)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::spelling;
+    use std::net::{SocketAddr, ToSocketAddrs};
+
+    #[test]
+    fn every_spelling_names_the_same_address() {
+        for a in ["127.0.0.1:4000", "[::1]:80", "0.0.0.0:65535"] {
+            let addr: SocketAddr = a.parse().unwrap();
+            let spelled: Vec<String> = (0..4).map(|i| spelling(addr, i)).collect();
+            assert_eq!(spelled[0], a);
+            for (i, s) in spelled.iter().enumerate() {
+                assert_eq!(s.to_socket_addrs().unwrap().next(), Some(addr), "{s}");
+                assert!(!spelled[..i].contains(s), "{s} twice");
+            }
+        }
+    }
 }
