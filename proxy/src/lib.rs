@@ -119,6 +119,12 @@ pub fn build_server(config: &Config, config_path: &Path) -> anyhow::Result<Serve
     let mut server = Server::new_with_opt_and_conf(None, conf);
     server.bootstrap();
 
+    // pingora binds in its service threads and, when an address is taken, retries and then
+    // panics there, leaving a process that runs without its listener: bind once here first,
+    // so that a taken address stops the start with a clear error.
+    for addr in std::iter::once(config.proxy.listen).chain(config.metrics.listen) {
+        std::net::TcpListener::bind(addr).with_context(|| format!("cannot listen on {addr}"))?;
+    }
     let y = build_state(config)?;
     let hex = service::HexProxy {
         y: y.clone(),

@@ -101,7 +101,9 @@ fn sigterm_lets_in_flight_requests_finish() {
     let slow = std::thread::spawn(move || get(addr, "/repos/mirror/packages/fx_core"));
     wait_until("the upstream request", || up.hits("packages/fx_core") == 1);
     signal(proxy.child.id(), "TERM");
-    let r = slow.join().unwrap();
+    let r = slow
+        .join()
+        .unwrap_or_else(|_| panic!("LOG:\n{}", proxy.log_text()));
     assert_eq!(r.status, 200, "the in-flight request was cut");
     assert_eq!(r.body, fixture("registry/packages/fx_core"));
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -196,4 +198,27 @@ fn metrics_count_requests_by_kind_route_and_outcome() {
         p.contains("hexyard_publisher_requests_total{route=\"user\",status=\"2xx\"} 1"),
         "{p}"
     );
+}
+
+#[test]
+fn a_taken_listen_address_stops_the_start_with_an_error() {
+    let env = TestEnv::new(crate::opts());
+    let taken = std::net::TcpListener::bind(env.proxy_addr).unwrap();
+    let mut p = Process::spawn(
+        "hexyard-proxy",
+        &env.config_path,
+        env.proxy_addr,
+        &[],
+        &env.process_env,
+    );
+    let status = p
+        .wait_exit(Duration::from_secs(20))
+        .unwrap_or_else(|| panic!("the proxy did not exit; log:\n{}", p.log_text()));
+    assert!(!status.success(), "{status:?}");
+    let log = p.log_text();
+    assert!(
+        log.contains(&format!("cannot listen on {}", env.proxy_addr)),
+        "{log}"
+    );
+    drop(taken);
 }
