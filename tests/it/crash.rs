@@ -166,7 +166,9 @@ fn sigkill_at_random_moments_during_200_publishes_loses_no_acknowledged_release(
             .collect();
         let killer = s.spawn(|| {
             while !done.load(Ordering::SeqCst) {
-                std::thread::sleep(rng.millis(50, 400));
+                // Often enough for a dozen kills or more: the 200 publishes take ~1.5 s of
+                // the publisher's uptime (a 50-400 ms gap left as few as 4 kills).
+                std::thread::sleep(rng.millis(20, 150));
                 if done.load(Ordering::SeqCst) {
                     break;
                 }
