@@ -731,13 +731,7 @@ impl Hexyard {
             Err(e) => return Err(upstream_failure(m, &rel, &e)),
         };
         let (tarball, want) = (body.clone(), expected.clone());
-        let matches = off_thread(body.len(), move || {
-            (sha256(&tarball) == want)
-                .then_some(())
-                .ok_or_else(String::new)
-        })
-        .await;
-        if matches.is_err() {
+        if off_thread(body.len(), move || sha256(&tarball) == want).await != Some(true) {
             self.metrics.verify_failed.inc();
             tracing::error!(mirror = %m.name, object = %rel, "upstream tarball does not match the signed outer checksum");
             return Err(Failure::new(
@@ -943,6 +937,7 @@ async fn verify_registry(m: &Mirror, kind: RegKind, body: Bytes) -> Result<(), S
         r.map_err(|e| e.to_string())
     })
     .await
+    .unwrap_or_else(|| Err("the check did not complete".to_owned()))
 }
 
 /// Inputs from this size up are checked on the blocking pool.
@@ -950,17 +945,15 @@ const OFF_THREAD_BYTES: usize = 256 * 1024;
 
 /// Runs the CPU-bound check `f` over `len` bytes: inline when small, else on the blocking pool,
 /// so that the worker thread (which, without work stealing, alone serves its connections)
-/// goes on serving meanwhile.
-async fn off_thread(
+/// goes on serving meanwhile. `None` if it did not complete (it panicked).
+async fn off_thread<T: Send + 'static>(
     len: usize,
-    f: impl FnOnce() -> Result<(), String> + Send + 'static,
-) -> Result<(), String> {
+    f: impl FnOnce() -> T + Send + 'static,
+) -> Option<T> {
     if len < OFF_THREAD_BYTES {
-        return f();
+        return Some(f());
     }
-    tokio::task::spawn_blocking(f)
-        .await
-        .unwrap_or_else(|e| Err(format!("check did not complete: {e}")))
+    tokio::task::spawn_blocking(f).await.ok()
 }
 
 fn upstream_failure(m: &Mirror, rel: &str, e: &UpstreamError) -> Failure {
