@@ -204,18 +204,8 @@ fn metrics_count_requests_by_kind_route_and_outcome() {
 fn a_taken_listen_address_stops_the_start_with_an_error() {
     let env = TestEnv::new(crate::opts());
     let taken = std::net::TcpListener::bind(env.proxy_addr).unwrap();
-    let mut p = Process::spawn(
-        "hexyard-proxy",
-        &env.config_path,
-        env.proxy_addr,
-        &[],
-        &env.process_env,
-    );
-    let status = p
-        .wait_exit(Duration::from_secs(20))
-        .unwrap_or_else(|| panic!("the proxy did not exit; log:\n{}", p.log_text()));
+    let (status, log) = env.run_to_exit("hexyard-proxy", env.proxy_addr, Duration::from_secs(20));
     assert!(!status.success(), "{status:?}");
-    let log = p.log_text();
     assert!(
         log.contains(&format!("cannot listen on {}", env.proxy_addr)),
         "{log}"

@@ -100,18 +100,12 @@ fn env_on(endpoint: &str, multi_writer: bool) -> TestEnv {
 fn refuses_to_start_several_writers_on_a_store_that_ignores_conditions() {
     let fake = IgnoringS3::start();
     let env = env_on(&format!("http://{}", fake.addr), true);
-    let mut p = Process::spawn(
+    let (status, log) = env.run_to_exit(
         "hexyard-publisher",
-        &env.config_path,
         env.publisher_addr,
-        &[],
-        &env.process_env,
+        Duration::from_secs(30),
     );
-    let status = p
-        .wait_exit(Duration::from_secs(30))
-        .unwrap_or_else(|| panic!("the publisher did not exit; log:\n{}", p.log_text()));
     assert!(!status.success());
-    let log = p.log_text();
     assert!(
         log.contains(&format!(
             "refusing to start: the store s3://any-bucket/ (http://{}) ignores conditional writes",

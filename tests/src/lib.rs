@@ -473,6 +473,21 @@ repos:
         self.start_with("hexyard-proxy", &self.config_path, self.proxy_addr)
     }
 
+    /// Runs binary `name` on this env's config (`addr`: where it would listen), expecting it to
+    /// refuse to start: its exit status and log once it exited within `within`.
+    pub fn run_to_exit(
+        &self,
+        name: &str,
+        addr: SocketAddr,
+        within: Duration,
+    ) -> (std::process::ExitStatus, String) {
+        let mut p = Process::spawn(name, &self.config_path, addr, &[], &self.process_env);
+        let status = p
+            .wait_exit(within)
+            .unwrap_or_else(|| panic!("{name} did not exit; log:\n{}", p.log_text()));
+        (status, p.log_text())
+    }
+
     /// Starts binary `name` on `config`, listening on `addr`, with [`TestEnv::process_env`].
     pub fn start_with(&self, name: &str, config: &Path, addr: SocketAddr) -> Process {
         Process::start_with_env(name, config, addr, &[], &self.process_env)
