@@ -3,6 +3,7 @@
 //! # Layout
 //! - [`route`]: request path -> repository object, `/api`, health.
 //! - [`serve`]: hosted and mirror serving, verification, allowlists (the logic).
+//! - [`accept`]: the listening socket and the per-thread accept loops.
 //! - [`cache`]: the moka hot cache; [`flight`]: single flight.
 //! - [`coalesce`]: the client connection's write buffer (header and body in one write).
 //! - [`front`]: the connection loop: answers reads itself, hands the rest to the proxy, and
@@ -16,6 +17,7 @@
 //! [`build_server`] turns a loaded config into a pingora `Server` with every service added;
 //! the caller runs it.
 
+pub mod accept;
 pub mod cache;
 pub mod coalesce;
 pub mod flight;
@@ -33,13 +35,11 @@ use anyhow::Context;
 use async_trait::async_trait;
 use hexyard_common::config::Config;
 use pingora::apps::http_app::ServeHttp;
-use pingora::listeners::{L4BufferSettings, ListenerConfig, TcpSocketOptions};
 use pingora::protocols::http::ServerSession;
 use pingora::server::Server;
 use pingora::server::configuration::ServerConf;
 use pingora::services::background::background_service;
 use pingora::services::listening::Service;
-use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -89,18 +89,6 @@ pub fn build_state(config: &Config) -> anyhow::Result<Arc<serve::Hexyard>> {
     Ok(Arc::new(serve::Hexyard::new(config, store, metrics)?))
 }
 
-/// How service `i` spells the proxy's listen address: `addr` with `i` zeros before the port.
-/// pingora keeps one listening socket per spelling (its table of sockets, for upgrades, is
-/// keyed by the address string), and each service closes its listener when it stops: the
-/// services need sockets of their own, hence distinct spellings of one address.
-fn spelling(addr: SocketAddr, i: usize) -> String {
-    let s = addr.to_string();
-    match s.rsplit_once(':') {
-        Some((host, port)) => format!("{host}:{}{port}", "0".repeat(i)),
-        None => s,
-    }
-}
-
 /// Builds the pingora server for `config` (read from `config_path`, which a spawned publisher
 /// is given too): the proxy service on `proxy.listen`, `/metrics` on `metrics.listen`, and the
 /// publisher supervisor when `publisher.spawn` is set. Nothing runs until the caller runs it.
@@ -119,10 +107,13 @@ pub fn build_server(config: &Config, config_path: &Path) -> anyhow::Result<Serve
     let mut server = Server::new_with_opt_and_conf(None, conf);
     server.bootstrap();
 
-    // pingora binds in its service threads and, when an address is taken, retries and then
-    // panics there, leaving a process that runs without its listener: bind once here first,
-    // so that a taken address stops the start with a clear error.
-    for addr in std::iter::once(config.proxy.listen).chain(config.metrics.listen) {
+    // Bound here, on the main thread, so that a taken address stops the start with a clear
+    // error. (pingora binds in its service threads and, when an address is taken, retries and
+    // then panics there, leaving a process that runs without its listener: the metrics
+    // listener, which pingora binds, is tried here first for that reason.)
+    let listener = accept::listen(config.proxy.listen)
+        .with_context(|| format!("cannot listen on {}", config.proxy.listen))?;
+    if let Some(addr) = config.metrics.listen {
         std::net::TcpListener::bind(addr).with_context(|| format!("cannot listen on {addr}"))?;
     }
     let y = build_state(config)?;
@@ -131,19 +122,16 @@ pub fn build_server(config: &Config, config_path: &Path) -> anyhow::Result<Serve
         publisher: publisher_authority(config)?,
     };
     let limit = std::time::Duration::from_millis(config.proxy.header_read_timeout_ms);
-    // Without work stealing, one service per thread, each with its own listening socket on
-    // the same address (SO_REUSEPORT; the kernel spreads new connections over them): each
-    // thread accepts its own connections and serves them with the reactor it registered them
-    // with. (One service of N no-steal threads accepts on one thread and hands half of the
-    // connections to the others, whose every readiness event then arrives on the accepting
-    // thread's reactor and crosses over with a wake-up.)
+    // Without work stealing, one accept service per thread, each a single-threaded runtime
+    // accepting on its own copy of the listening socket ([`accept`]); with it, one service
+    // on a work-stealing runtime of all the threads.
     let (services, threads) = if config.proxy.work_stealing {
         (1, None)
     } else {
         (server.configuration.threads, Some(1))
     };
     for i in 0..services {
-        let app = front::Front::new(
+        let front = front::Front::new(
             Arc::new(hex.clone()),
             Arc::new(pingora::proxy::http_proxy(
                 &server.configuration,
@@ -151,21 +139,17 @@ pub fn build_server(config: &Config, config_path: &Path) -> anyhow::Result<Serve
             )),
             limit,
         );
-        let mut svc = Service::new(format!("hexyard proxy {i}"), app);
-        svc.threads = threads;
-        let mut options = TcpSocketOptions::default();
-        options.so_reuseport = (services > 1).then_some(true);
-        // No write buffer in pingora's stream: `Front` gathers a response's writes itself
-        // ([`coalesce`]), so that a header and its body leave in one write whatever their
-        // size (pingora's buffer of 1,460 bytes sends a header alone first: two system calls
-        // and two wake-ups of the client per response).
-        svc.add_listener(
-            ListenerConfig::tcp(spelling(config.proxy.listen, i))
-                .tcp_socket_options(options)
-                .l4_buffer(L4BufferSettings::default().write(0)),
-        );
-        server.add_service(svc);
+        let socket = listener
+            .try_clone()
+            .with_context(|| format!("cannot listen on {}", config.proxy.listen))?;
+        server.add_service(accept::Accept::new(
+            format!("hexyard proxy {i}"),
+            socket,
+            front,
+            threads,
+        ));
     }
+    drop(listener);
 
     if let Some(addr) = config.metrics.listen {
         let mut m = Service::new("hexyard metrics".to_owned(), MetricsApp(y));
@@ -179,23 +163,4 @@ pub fn build_server(config: &Config, config_path: &Path) -> anyhow::Result<Serve
         server.add_service(background_service("publisher supervisor", sup));
     }
     Ok(server)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::spelling;
-    use std::net::{SocketAddr, ToSocketAddrs};
-
-    #[test]
-    fn every_spelling_names_the_same_address() {
-        for a in ["127.0.0.1:4000", "[::1]:80", "0.0.0.0:65535"] {
-            let addr: SocketAddr = a.parse().unwrap();
-            let spelled: Vec<String> = (0..4).map(|i| spelling(addr, i)).collect();
-            assert_eq!(spelled[0], a);
-            for (i, s) in spelled.iter().enumerate() {
-                assert_eq!(s.to_socket_addrs().unwrap().next(), Some(addr), "{s}");
-                assert!(!spelled[..i].contains(s), "{s} twice");
-            }
-        }
-    }
 }
