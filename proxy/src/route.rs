@@ -4,6 +4,8 @@
 //! once; NUL, encoded slashes, malformed escapes are refused; names and versions are checked by
 //! `StorageKey`, so nothing can address a file outside the repository.
 
+use std::borrow::Cow;
+
 /// One object of a repository.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Object {
@@ -67,12 +69,13 @@ impl Route {
     }
 }
 
-fn decode(seg: &str) -> Result<String, &'static str> {
+/// A path segment with its `%` escapes decoded (borrowed when it has none: the usual case).
+fn decode(seg: &str) -> Result<Cow<'_, str>, &'static str> {
     if !seg.contains('%') {
         return if seg.contains('\0') {
             Err("NUL in path")
         } else {
-            Ok(seg.to_owned())
+            Ok(Cow::Borrowed(seg))
         };
     }
     let b = seg.as_bytes();
@@ -100,17 +103,21 @@ fn decode(seg: &str) -> Result<String, &'static str> {
     if s.contains('/') {
         return Err("encoded slash in path");
     }
-    Ok(s)
+    Ok(Cow::Owned(s))
 }
 
-fn object(rest: &[String]) -> Option<Object> {
-    let s: Vec<&str> = rest.iter().map(String::as_str).collect();
-    Some(match s.as_slice() {
-        ["names"] => Object::Names,
-        ["versions"] => Object::Versions,
-        ["public_key"] => Object::PublicKey,
-        ["packages", name] => Object::Package((*name).to_owned()),
-        ["tarballs", file] => {
+fn object(rest: &[Cow<'_, str>]) -> Option<Object> {
+    let s: (&str, Option<&str>) = match rest {
+        [kind] => (kind, None),
+        [kind, file] => (kind, Some(file)),
+        _ => return None,
+    };
+    Some(match s {
+        ("names", None) => Object::Names,
+        ("versions", None) => Object::Versions,
+        ("public_key", None) => Object::PublicKey,
+        ("packages", Some(name)) => Object::Package(name.to_owned()),
+        ("tarballs", Some(file)) => {
             let stem = file.strip_suffix(".tar")?;
             let (name, version) = stem.split_once('-')?;
             Object::Tarball {
@@ -118,7 +125,7 @@ fn object(rest: &[String]) -> Option<Object> {
                 version: version.to_owned(),
             }
         }
-        ["docs", file] => {
+        ("docs", Some(file)) => {
             let stem = file.strip_suffix(".tar.gz")?;
             let (name, version) = stem.split_once('-')?;
             Object::Docs {
@@ -135,20 +142,20 @@ pub fn route(path: &str) -> Route {
     if path.len() > 2048 {
         return Route::BadRequest("path too long");
     }
-    let mut segs = Vec::new();
+    let mut segs: Vec<Cow<'_, str>> = Vec::with_capacity(8);
     for s in path.split('/').filter(|s| !s.is_empty()) {
         match decode(s) {
             Ok(d) => segs.push(d),
             Err(why) => return Route::BadRequest(why),
         }
     }
-    match segs.first().map(String::as_str) {
+    match segs.first().map(Cow::as_ref) {
         Some("api") => Route::Api,
         Some("healthz") if segs.len() == 1 => Route::Healthz,
         Some("readyz") if segs.len() == 1 => Route::Readyz,
         Some("repos") if segs.len() >= 2 => match object(&segs[2..]) {
             Some(object) => Route::Repo {
-                repo: Some(segs[1].clone()),
+                repo: Some(segs[1].clone().into_owned()),
                 object,
             },
             None => Route::NotFound("no such repository file"),

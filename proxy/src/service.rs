@@ -78,11 +78,15 @@ fn text(status: u16, msg: &str) -> (u16, Bytes) {
 /// Response header fields (typed: nothing to parse per request).
 type Fields = Vec<(HeaderName, HeaderValue)>;
 
+/// Room for the fields pingora adds to a response head (`date`, `connection`, ...), so that
+/// its header map does not grow while being written.
+const ADDED_FIELDS: usize = 4;
+
 /// A response head: `fields` and `content-length: len`.
-fn head(status: u16, fields: &Fields, len: u64) -> Result<Box<ResponseHeader>> {
-    let mut resp = ResponseHeader::build(status, Some(fields.len() + 1))?;
+fn head(status: u16, fields: Fields, len: u64) -> Result<Box<ResponseHeader>> {
+    let mut resp = ResponseHeader::build(status, Some(fields.len() + 1 + ADDED_FIELDS))?;
     for (k, v) in fields {
-        resp.insert_header(k.clone(), v.clone())?;
+        resp.insert_header(k, v)?;
     }
     resp.insert_header(CONTENT_LENGTH, HeaderValue::from(len))?;
     Ok(Box::new(resp))
@@ -96,7 +100,7 @@ fn value(v: String) -> Result<HeaderValue> {
 async fn respond(
     session: &mut ServerSession,
     status: u16,
-    fields: &Fields,
+    fields: Fields,
     body: Bytes,
     ctx: &mut Ctx,
 ) -> Result<bool> {
@@ -133,7 +137,7 @@ async fn respond_text(
     if status == 405 {
         h.push((ALLOW, HeaderValue::from_static("GET, HEAD")));
     }
-    respond(session, s, &h, b, ctx).await
+    respond(session, s, h, b, ctx).await
 }
 
 /// Whether `If-None-Match` names `etag` (an empty header counts as absent, as rebar3 sends one).
@@ -162,7 +166,7 @@ impl HexProxy {
         let req = session.req_header();
         let count = req.headers.len();
         let bytes = req.headers.iter().fold(
-            req.method.as_str().len() + req.uri.to_string().len(),
+            req.method.as_str().len() + req.raw_path().len(),
             |n, (k, v)| n + k.as_str().len() + v.len() + 4,
         );
         if count <= MAX_HEADERS && bytes <= MAX_HEAD_BYTES {
@@ -180,15 +184,14 @@ impl HexProxy {
     /// Answers a request whose head has been read, unless it is for `/api`: `Ok(true)` when
     /// the answer is written, `Ok(false)` for `/api` (to be forwarded to the publisher).
     pub async fn answer(&self, session: &mut ServerSession, ctx: &mut Ctx) -> Result<bool> {
-        let path = session.req_header().uri.path().to_owned();
-        let r = route::route(&path);
+        let r = route::route(session.req_header().uri.path());
         ctx.route = r.class();
         match r {
             Route::Api => {
                 ctx.outcome = Outcome::Forwarded;
                 let m = &session.req_header().method;
                 if m != http::Method::GET && m != http::Method::HEAD {
-                    ctx.api_write = self.api_repo(&path);
+                    ctx.api_write = self.api_repo(session.req_header().uri.path());
                 }
                 Ok(false)
             }
@@ -357,13 +360,15 @@ impl HexProxy {
         ctx.outcome = loaded.outcome;
         let mut etag = loaded.etag;
         let mut len = loaded.body.len();
-        let mut headers = vec![
+        // content-type, cache-control, etag, and content-range and accept-ranges to come.
+        let mut headers = Vec::with_capacity(5);
+        headers.extend([
             (CONTENT_TYPE, HeaderValue::from_static(content_type)),
             (CACHE_CONTROL, HeaderValue::from_static(cache_control)),
             (ETAG, value(etag.clone())?),
-        ];
+        ]);
         if not_modified(session, &etag) {
-            return respond(session, 304, &headers, Bytes::new(), ctx).await;
+            return respond(session, 304, headers, Bytes::new(), ctx).await;
         }
         let head_only = session.req_header().method == http::Method::HEAD;
         let mut chunks = None;
@@ -398,7 +403,7 @@ impl HexProxy {
             }
             range::Plan::Unsatisfiable => {
                 headers.push((CONTENT_RANGE, value(format!("bytes */{len}"))?));
-                return respond(session, 416, &headers, Bytes::new(), ctx).await;
+                return respond(session, 416, headers, Bytes::new(), ctx).await;
             }
         };
         headers.push((ACCEPT_RANGES, HeaderValue::from_static("bytes")));
@@ -407,14 +412,14 @@ impl HexProxy {
                 Body::Full(b) => b.slice(bounds(start, end, b.len())),
                 // HEAD of a large object: only the headers.
                 Body::Large(_) => {
-                    return respond_head(session, status, &headers, end - start, ctx).await;
+                    return respond_head(session, status, headers, end - start, ctx).await;
                 }
             };
-            return respond(session, status, &headers, body, ctx).await;
+            return respond(session, status, headers, body, ctx).await;
         };
         // A large object: headers, then the chunks inside [start, end).
         session
-            .write_response_header(head(status, &headers, end - start)?)
+            .write_response_header(head(status, headers, end - start)?)
             .await?;
         ctx.status = status;
         let mut offset = 0u64;
@@ -457,7 +462,7 @@ fn bounds(start: u64, end: u64, len: usize) -> std::ops::Range<usize> {
 async fn respond_head(
     session: &mut ServerSession,
     status: u16,
-    fields: &Fields,
+    fields: Fields,
     len: u64,
     ctx: &mut Ctx,
 ) -> Result<bool> {
