@@ -130,6 +130,7 @@ pub fn build_server(config: &Config, config_path: &Path) -> anyhow::Result<Serve
     } else {
         (server.configuration.threads, Some(1))
     };
+    let balance = accept::Balance::new(services);
     for i in 0..services {
         let front = front::Front::new(
             Arc::new(hex.clone()),
@@ -147,6 +148,8 @@ pub fn build_server(config: &Config, config_path: &Path) -> anyhow::Result<Serve
             socket,
             front,
             threads,
+            balance.clone(),
+            i,
         ));
     }
     drop(listener);
