@@ -3,9 +3,10 @@
 //! The proxy binds `proxy.listen` once, at start-up, on the main thread ([`listen`]): a taken
 //! address stops the start with a clear error instead of a panic in a service thread. Each
 //! worker thread then runs one `Accept` service of its own, on its own copy (`dup`) of that
-//! one listening socket: the threads race to accept, so a new connection goes to whichever
-//! thread is free first, and that thread serves it to the end with the reactor it registered
-//! it with (no readiness event crosses threads).
+//! one listening socket: the threads race to accept, except that a thread holding more open
+//! connections than the least loaded one (plus [`SLACK`]) waits ([`Balance`]), so connections
+//! spread evenly; the thread that accepts a connection serves it to the end with the reactor it
+//! registered it with (no readiness event crosses threads).
 //!
 //! The alternatives this replaces: pingora's listening service with N threads accepts on one
 //! thread and spawns the connections on random threads, so every readiness event of half of
@@ -47,7 +48,7 @@ pub fn listen(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
 
 /// How many more open connections than the least loaded loop an accept loop may have and
 /// still accept.
-const SLACK: usize = 1;
+pub const SLACK: usize = 1;
 
 /// The open connections of each accept loop on one socket. A loop holding more than [`SLACK`]
 /// connections over the least loaded one stops accepting until that changes, so the
