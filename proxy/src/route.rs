@@ -180,8 +180,9 @@ pub mod fuzz {
     /// object's components are non-empty where the grammar says so and never hold `/` or
     /// NUL; when [`StorageKey`] accepts them, the key's path stays below `repos/<repo>/`
     /// with no `.`, `..` or empty component, reads back with `StorageKey::from_path`, and the
-    /// canonical URL of the object routes to the same object.
+    /// canonical URL of the object routes to the same object. And [`check_direct`].
     pub fn check(path: &str) {
+        check_direct(path);
         let r = route(path);
         if matches!(r, Route::BadRequest(_)) {
             return;
@@ -251,6 +252,29 @@ pub mod fuzz {
             },
             "canonical path {canonical:?} of {path:?}"
         );
+    }
+
+    /// A request that `front::direct` answers on the proxy's local path (no `/api`
+    /// forwarding) never routes to `/api`: for `GET` and `HEAD` request lines with `path` as
+    /// the target, when `direct` takes the line and its target parses as a URI (pingora
+    /// answers 400 otherwise), the URI's path is the target up to its query, byte for byte
+    /// (nothing decoded or normalised in between), and it does not route to [`Route::Api`].
+    pub fn check_direct(path: &str) {
+        for method in ["GET", "HEAD"] {
+            let line = format!("{method} {path} HTTP/1.1\r\n");
+            if !crate::front::direct(line.as_bytes()) {
+                continue;
+            }
+            // The target as `direct` saw it: the second word of the first line.
+            let first = line.split('\n').next().unwrap_or_default();
+            let target = first.split(' ').nth(1).unwrap_or_default();
+            let Ok(uri) = target.parse::<http::Uri>() else {
+                continue;
+            };
+            let before_query = target.split('?').next().unwrap_or_default();
+            assert_eq!(uri.path(), before_query, "{line:?}: the parsed path differs");
+            assert_ne!(route(uri.path()), Route::Api, "{line:?} is direct but routes to /api");
+        }
     }
 }
 
