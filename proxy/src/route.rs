@@ -272,8 +272,16 @@ pub mod fuzz {
                 continue;
             };
             let before_query = target.split('?').next().unwrap_or_default();
-            assert_eq!(uri.path(), before_query, "{line:?}: the parsed path differs");
-            assert_ne!(route(uri.path()), Route::Api, "{line:?} is direct but routes to /api");
+            assert_eq!(
+                uri.path(),
+                before_query,
+                "{line:?}: the parsed path differs"
+            );
+            assert_ne!(
+                route(uri.path()),
+                Route::Api,
+                "{line:?} is direct but routes to /api"
+            );
         }
     }
 }
