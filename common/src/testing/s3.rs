@@ -1,10 +1,12 @@
-//! A real S3 server for tests: [`MotoServer`] starts `moto_server` (moto 5, installed by
+//! A real S3 server for tests: [`MotoServer`] starts moto's S3 server (moto 5, installed by
 //! `.ci/setup`) on a free loopback port, waits until it accepts connections, and kills it when
 //! dropped. moto keeps everything in memory, so a restarted server starts empty.
 //!
-//! The executable is `$HEXYARD_MOTO_SERVER` when set, else `moto_server` from `PATH`. When it
-//! is missing the helper panics with a message saying to run `.ci/setup`: S3 tests fail
-//! rather than skip.
+//! moto runs through `s3_server.py` (beside this file), which makes its conditional writes
+//! atomic as S3's are: moto alone checks `If-Match` and then writes, so two racing writers can
+//! both win. The interpreter is `$HEXYARD_MOTO_PYTHON` when set, else `python3` from `PATH`
+//! (the one `.ci/setup` installs moto into). When moto is missing the helper panics with a
+//! message saying to run `.ci/setup`: S3 tests fail rather than skip.
 
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
@@ -23,31 +25,23 @@ pub const SECRET_ACCESS_KEY: &str = "hexyard-test-secret";
 /// How long [`MotoServer::start`] waits for the port to open.
 pub const START_TIMEOUT: Duration = Duration::from_secs(60);
 
-/// A running `moto_server` on 127.0.0.1. Killed (and reaped) on drop.
+/// The script that runs moto with atomic conditional writes (see the module docs).
+const S3_SERVER_PY: &str = include_str!("s3_server.py");
+
+/// A running moto S3 server on 127.0.0.1. Killed (and reaped) on drop.
 #[derive(Debug)]
 pub struct MotoServer {
     exe: PathBuf,
+    /// Extra environment of the server process.
+    env: Vec<(&'static str, &'static str)>,
     port: u16,
     log: tempfile::NamedTempFile,
     child: Option<Child>,
 }
 
-/// The `moto_server` executable: `$HEXYARD_MOTO_SERVER`, else the first `moto_server` on
-/// `PATH`. Panics with the setup instruction when there is none.
-pub fn moto_server_path() -> PathBuf {
-    if let Some(p) = std::env::var_os("HEXYARD_MOTO_SERVER") {
-        return PathBuf::from(p);
-    }
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&path)
-        .map(|dir| dir.join("moto_server"))
-        .find(|p| p.is_file())
-        .unwrap_or_else(|| {
-            panic!(
-                "moto_server is not installed (not on PATH, HEXYARD_MOTO_SERVER unset): \
-                 run `bash .ci/setup` (it runs pip install 'moto[server]')"
-            )
-        })
+/// The Python interpreter that runs moto: `$HEXYARD_MOTO_PYTHON`, else `python3`.
+pub fn moto_python() -> PathBuf {
+    std::env::var_os("HEXYARD_MOTO_PYTHON").map_or_else(|| PathBuf::from("python3"), PathBuf::from)
 }
 
 fn free_port() -> u16 {
@@ -58,8 +52,20 @@ fn free_port() -> u16 {
 impl MotoServer {
     /// Starts moto on a free loopback port and waits until it accepts connections.
     pub fn start() -> MotoServer {
+        Self::start_with_env(vec![])
+    }
+
+    /// [`Self::start`] with the interpreter switching threads as often as it can (every
+    /// microsecond instead of every 5 ms), so that a race inside the server shows up in a
+    /// test that looks for one.
+    pub fn start_stressed() -> MotoServer {
+        Self::start_with_env(vec![("HEXYARD_MOTO_SWITCH_INTERVAL", "0.000001")])
+    }
+
+    fn start_with_env(env: Vec<(&'static str, &'static str)>) -> MotoServer {
         let mut server = MotoServer {
-            exe: moto_server_path(),
+            exe: moto_python(),
+            env,
             port: free_port(),
             log: tempfile::NamedTempFile::new().unwrap(),
             child: None,
@@ -72,12 +78,25 @@ impl MotoServer {
         assert!(self.child.is_none(), "moto is already running");
         let log = self.log.reopen().unwrap();
         let child = Command::new(&self.exe)
-            .args(["-H", "127.0.0.1", "-p", &self.port.to_string()])
+            .args([
+                "-c",
+                S3_SERVER_PY,
+                "-H",
+                "127.0.0.1",
+                "-p",
+                &self.port.to_string(),
+            ])
+            .envs(self.env.iter().copied())
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
             .stderr(log)
             .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {}: {e}", self.exe.display()));
+            .unwrap_or_else(|e| {
+                panic!(
+                    "cannot start {} (moto's S3 server): {e}; run `bash .ci/setup`",
+                    self.exe.display()
+                )
+            });
         self.child = Some(child);
         let addr = SocketAddr::from(([127, 0, 0, 1], self.port));
         let deadline = Instant::now() + START_TIMEOUT;
@@ -90,13 +109,15 @@ impl MotoServer {
             {
                 self.child = None;
                 panic!(
-                    "moto_server exited with {status} before listening on {addr}:\n{}",
+                    "moto's S3 server ({}) exited with {status} before listening on {addr} \
+                     (is moto installed for it? run `bash .ci/setup`):\n{}",
+                    self.exe.display(),
                     self.log_text()
                 );
             }
             assert!(
                 Instant::now() < deadline,
-                "moto_server did not listen on {addr} within {START_TIMEOUT:?}:\n{}",
+                "moto's S3 server did not listen on {addr} within {START_TIMEOUT:?}:\n{}",
                 self.log_text()
             );
             std::thread::sleep(Duration::from_millis(50));
