@@ -7,12 +7,11 @@ use crate::index::HostedRepo;
 use crate::metrics::Metrics;
 use crate::respond::{Format, Reply};
 use crate::routes::{self, Route, RouteError};
-use crate::server::Handler;
+use crate::server::{Body, Handler};
 use hexyard_common::docs::DocsLimits;
 use hexyard_common::storage::Store;
 use hexyard_common::tarball::{Metadata, TarballLimits};
 use http::{Request, StatusCode};
-use hyper::body::Incoming;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -128,7 +127,7 @@ impl App {
 
     async fn dispatch(
         self: &Arc<Self>,
-        req: Request<Incoming>,
+        req: Request<Body>,
         format: Format,
         log: &mut LogInfo,
     ) -> Result<Reply, ApiError> {
@@ -240,7 +239,7 @@ fn route_class(method: &http::Method, path: &str) -> &'static str {
 }
 
 impl Handler for App {
-    async fn handle(self: Arc<Self>, req: Request<Incoming>) -> Reply {
+    async fn handle(self: Arc<Self>, req: Request<Body>) -> Reply {
         let start = Instant::now();
         let format = Format::from_headers(req.headers());
         let method = req.method().clone();

@@ -290,15 +290,15 @@ pub async fn run(
     listener: TcpListener,
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
-    let header_read_timeout = app.header_read_timeout;
-    server::serve(
-        listener,
-        app,
-        shutdown,
-        Duration::from_secs(30),
-        header_read_timeout,
-    )
-    .await
+    // A refused upload's body is read to its end (up to the largest upload the limits allow,
+    // and as long as a request head may take) so that its answer is not lost to a reset.
+    let opts = server::ServeOptions {
+        grace: Duration::from_secs(30),
+        header_read_timeout: app.header_read_timeout,
+        drain_bytes: app.limits.tarball_bytes.max(app.docs_limits.tarball_bytes),
+        drain_time: app.header_read_timeout,
+    };
+    server::serve(listener, app, shutdown, opts).await
 }
 
 #[cfg(test)]

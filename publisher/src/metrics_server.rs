@@ -1,10 +1,9 @@
 //! A tiny HTTP server for `GET /metrics` on the metrics port.
 
 use crate::respond::Reply;
-use crate::server::{Handler, serve};
+use crate::server::{Body, Handler, ServeOptions, serve};
 use bytes::Bytes;
 use http::{Request, StatusCode};
-use hyper::body::Incoming;
 use prometheus::Registry;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -13,7 +12,7 @@ use std::time::Duration;
 struct MetricsHandler(Registry);
 
 impl Handler for MetricsHandler {
-    async fn handle(self: Arc<Self>, req: Request<Incoming>) -> Reply {
+    async fn handle(self: Arc<Self>, req: Request<Body>) -> Reply {
         if req.uri().path() != "/metrics" {
             return Reply {
                 status: StatusCode::NOT_FOUND,
@@ -41,8 +40,12 @@ pub async fn spawn(addr: SocketAddr, registry: Registry) -> std::io::Result<Sock
             listener,
             Arc::new(MetricsHandler(registry)),
             std::future::pending(),
-            Duration::ZERO,
-            Duration::from_secs(30),
+            ServeOptions {
+                grace: Duration::ZERO,
+                header_read_timeout: Duration::from_secs(30),
+                drain_bytes: 64 * 1024,
+                drain_time: Duration::from_secs(5),
+            },
         )
         .await;
     });

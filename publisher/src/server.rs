@@ -5,32 +5,143 @@ use crate::respond::{Format, Reply};
 use bytes::Bytes;
 use http::{Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full, Limited};
-use hyper::body::Incoming;
+use hyper::body::{Frame, Incoming, SizeHint};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use std::convert::Infallible;
 use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 use tokio::net::TcpListener;
-use tokio::sync::watch;
+use tokio::sync::{oneshot, watch};
 
 /// What handles one request. Implemented by the publisher's `App`.
 pub trait Handler: Send + Sync + 'static {
     /// Handles a request; never fails (errors are responses).
-    fn handle(self: Arc<Self>, req: Request<Incoming>) -> impl Future<Output = Reply> + Send;
+    fn handle(self: Arc<Self>, req: Request<Body>) -> impl Future<Output = Reply> + Send;
+}
+
+/// How [`serve`] runs.
+#[derive(Clone, Copy, Debug)]
+pub struct ServeOptions {
+    /// How long in-flight requests may go on after shutdown.
+    pub grace: Duration,
+    /// A connection that has not sent a whole request head within this is closed (slowloris).
+    pub header_read_timeout: Duration,
+    /// The most of a request body a handler left unread that is read and discarded.
+    pub drain_bytes: u64,
+    /// How long that may take.
+    pub drain_time: Duration,
+}
+
+/// A request body. When the handler drops it before its end (a request refused before its
+/// body is read: no key, a bad route), it goes back to [`serve`], which reads and discards the
+/// rest in the background while the answer is sent, up to [`ServeOptions::drain_bytes`] and
+/// [`ServeOptions::drain_time`]. hyper alone reads only what has already arrived and then stops
+/// reading, and a connection closed with unread bytes is reset by the kernel; the reset can
+/// destroy the answer on its way (through the proxy, whose connections to the publisher are
+/// reused, a refused upload came back as a 502 "publisher not reachable").
+#[derive(Debug)]
+pub struct Body {
+    inner: Option<Incoming>,
+    /// Whether the handler read from the body. With `Expect: 100-continue` a body nobody read
+    /// is never sent (hyper then sends no `100 Continue`): nothing to drain.
+    polled: bool,
+    expects_continue: bool,
+    back: Option<oneshot::Sender<Incoming>>,
+}
+
+impl Body {
+    /// Wraps the body of `req`; the receiver gets it back if it is dropped unfinished.
+    fn wrap(req: Request<Incoming>) -> (Request<Body>, oneshot::Receiver<Incoming>) {
+        let (tx, rx) = oneshot::channel();
+        let expects_continue = req
+            .headers()
+            .get(http::header::EXPECT)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.eq_ignore_ascii_case("100-continue"));
+        let req = req.map(|inner| Body {
+            inner: Some(inner),
+            polled: false,
+            expects_continue,
+            back: Some(tx),
+        });
+        (req, rx)
+    }
+}
+
+impl hyper::body::Body for Body {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+        self.polled = true;
+        match self.inner.as_mut() {
+            Some(b) => Pin::new(b).poll_frame(cx),
+            None => Poll::Ready(None),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner
+            .as_ref()
+            .is_none_or(hyper::body::Body::is_end_stream)
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner
+            .as_ref()
+            .map_or_else(|| SizeHint::with_exact(0), hyper::body::Body::size_hint)
+    }
+}
+
+impl Drop for Body {
+    fn drop(&mut self) {
+        if self.expects_continue && !self.polled {
+            return;
+        }
+        if let (Some(inner), Some(back)) = (self.inner.take(), self.back.take())
+            && !hyper::body::Body::is_end_stream(&inner)
+        {
+            let _ = back.send(inner);
+        }
+    }
+}
+
+/// Reads and discards `body`, up to `max_bytes` and `max_time`; past them (or when its
+/// `Content-Length` says it is longer) it is dropped, and hyper closes the connection after
+/// the answer.
+async fn drain(mut body: Incoming, max_bytes: u64, max_time: Duration) {
+    if hyper::body::Body::size_hint(&body).lower() > max_bytes {
+        return;
+    }
+    let mut read = 0u64;
+    let _ = tokio::time::timeout(max_time, async {
+        while let Some(Ok(frame)) = body.frame().await {
+            if let Some(data) = frame.data_ref() {
+                read = read.saturating_add(data.len() as u64);
+                if read > max_bytes {
+                    return;
+                }
+            }
+        }
+    })
+    .await;
 }
 
 /// Serves `handler` on `listener` until `shutdown` resolves, then lets in-flight requests
-/// finish (up to `grace`). A connection that has not sent a whole request head within
-/// `header_read_timeout` is closed (slowloris).
+/// finish (see [`ServeOptions`]).
 pub async fn serve<H: Handler>(
     listener: TcpListener,
     handler: Arc<H>,
     shutdown: impl Future<Output = ()>,
-    grace: Duration,
-    header_read_timeout: Duration,
+    opts: ServeOptions,
 ) -> std::io::Result<()> {
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut conns = tokio::task::JoinSet::new();
@@ -55,13 +166,17 @@ pub async fn serve<H: Handler>(
                     let svc = service_fn(move |req: Request<Incoming>| {
                         let handler = handler.clone();
                         async move {
+                            let (req, mut unread) = Body::wrap(req);
                             let reply = handler.handle(req).await;
+                            if let Ok(rest) = unread.try_recv() {
+                                tokio::spawn(drain(rest, opts.drain_bytes, opts.drain_time));
+                            }
                             Ok::<_, Infallible>(into_response(reply))
                         }
                     });
                     let conn = http1::Builder::new()
                         .timer(TokioTimer::new())
-                        .header_read_timeout(header_read_timeout)
+                        .header_read_timeout(opts.header_read_timeout)
                         .max_buf_size(64 * 1024)
                         .serve_connection(TokioIo::new(stream), svc);
                     tokio::pin!(conn);
@@ -82,7 +197,10 @@ pub async fn serve<H: Handler>(
         }
     }
     let _ = stop_tx.send(true);
-    let _ = tokio::time::timeout(grace, async { while conns.join_next().await.is_some() {} }).await;
+    let _ = tokio::time::timeout(opts.grace, async {
+        while conns.join_next().await.is_some() {}
+    })
+    .await;
     Ok(())
 }
 
@@ -101,7 +219,7 @@ fn into_response(reply: Reply) -> Response<Full<Bytes>> {
 /// is refused before a byte is read, so a client that sent `Expect: 100-continue` gets the 413
 /// instead of a `100 Continue` (hyper sends that only when the body is first polled).
 pub async fn read_body(
-    req: Request<Incoming>,
+    req: Request<Body>,
     limit: u64,
     what: &str,
 ) -> Result<(http::request::Parts, Bytes), ApiError> {
@@ -145,6 +263,6 @@ pub async fn read_body(
 }
 
 /// The format a request asked for.
-pub fn format_of(req: &Request<Incoming>) -> Format {
+pub fn format_of(req: &Request<Body>) -> Format {
     Format::from_headers(req.headers())
 }

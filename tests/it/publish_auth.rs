@@ -194,3 +194,60 @@ fn public_repo_reads_need_no_key() {
     );
     assert_eq!(r.status, 200);
 }
+
+/// An upload refused before its body is read (here: no key) gets its answer while the body is
+/// still arriving; the publisher reads and discards the rest of the body, and the connection
+/// then serves the next request (the proxy answers with `connection: close` instead). Closing
+/// a connection with unread request bytes makes the kernel reset it, and the reset can destroy
+/// the answer on its way: through the proxy, whose connections to the publisher are reused,
+/// that was once a 502 "publisher not reachable" for a 403 in `access_matrix`.
+#[test]
+fn refused_upload_is_answered_and_its_body_drained() {
+    let env = TestEnv::new(EnvOptions::default());
+    let publisher = env.start_publisher();
+    let proxy = env.start_proxy();
+    for (who, addr) in [("publisher", publisher.addr), ("proxy", proxy.addr)] {
+        for round in 0..3 {
+            refused_upload_then_next_request(addr, who == "proxy", &format!("{who} round {round}"));
+        }
+    }
+    assert!(env.versions(REPO).is_none(), "nothing was published");
+}
+
+fn refused_upload_then_next_request(addr: std::net::SocketAddr, may_close: bool, ctx: &str) {
+    use std::io::{BufReader, Write};
+    const LEN: usize = 1 << 20;
+    const FIRST: usize = 64 * 1024;
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .unwrap();
+    let mut r = BufReader::new(s.try_clone().unwrap());
+    write!(
+        s,
+        "POST /api/packages/fx_core/releases HTTP/1.1\r\nhost: x\r\n\
+         accept: application/vnd.hex+erlang\r\ncontent-type: application/octet-stream\r\n\
+         content-length: {LEN}\r\n\r\n"
+    )
+    .unwrap();
+    s.write_all(&[0; FIRST]).unwrap();
+    let first = hexyard_tests::http::read_response(&mut r, "POST")
+        .unwrap_or_else(|e| panic!("{ctx}: no answer to the upload: {e}"));
+    assert_error(&first, 401, "missing authentication information");
+    if may_close && first.header("connection") == Some("close") {
+        // The proxy closes a connection whose request body it did not read to its end (and
+        // says so); what matters there is that the answer is the publisher's.
+        return;
+    }
+    // The rest of the body, then a second request on the same connection.
+    if let Err(e) = s.write_all(&vec![0; LEN - FIRST]) {
+        panic!("{ctx}: the refused body was not read to its end: {e}");
+    }
+    s.write_all(
+        b"GET /api/users/me HTTP/1.1\r\nhost: x\r\naccept: application/vnd.hex+erlang\r\n\
+          connection: close\r\n\r\n",
+    )
+    .unwrap();
+    let second = hexyard_tests::http::read_response(&mut r, "GET")
+        .unwrap_or_else(|e| panic!("{ctx}: no answer to the next request: {e}"));
+    assert_error(&second, 401, "missing authentication information");
+}

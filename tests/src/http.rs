@@ -145,6 +145,25 @@ impl Request {
     }
 }
 
+/// Reads one response (head and body) from a connection, skipping `100 Continue` heads.
+pub fn read_response(r: &mut impl BufRead, method: &str) -> std::io::Result<Response> {
+    let mut continued = false;
+    loop {
+        let (status, headers) = read_head(r)?;
+        if status == 100 {
+            continued = true;
+            continue;
+        }
+        let body = read_body(r, status, &headers, method)?;
+        return Ok(Response {
+            status,
+            headers,
+            body,
+            continued,
+        });
+    }
+}
+
 fn read_head(r: &mut impl BufRead) -> std::io::Result<(u16, Vec<(String, String)>)> {
     let mut line = String::new();
     r.read_line(&mut line)?;

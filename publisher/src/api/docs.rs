@@ -4,12 +4,11 @@ use crate::app::{Ctx, LogInfo};
 use crate::auth::Access;
 use crate::error::ApiError;
 use crate::respond::Reply;
-use crate::server::read_body;
+use crate::server::{Body, read_body};
 use crate::views::Urls;
 use hexyard_common::docs;
 use hexyard_common::storage::{PutMode, StorageKey};
 use http::{Request, StatusCode};
-use hyper::body::Incoming;
 
 fn docs_key(ctx: &Ctx<'_>, name: &str, version: &str) -> Result<StorageKey, ApiError> {
     StorageKey::docs(&ctx.repo.name, name, version).map_err(|_| ApiError::page_not_found())
@@ -21,7 +20,7 @@ pub async fn publish(
     ctx: &Ctx<'_>,
     name: &str,
     version: &str,
-    req: Request<Incoming>,
+    req: Request<Body>,
     log: &mut LogInfo,
 ) -> Result<Reply, ApiError> {
     ctx.require(Access::Write)?;

@@ -6,7 +6,7 @@ use crate::auth::Access;
 use crate::error::ApiError;
 use crate::index::{HostedRepo, now_timestamp};
 use crate::respond::Reply;
-use crate::server::read_body;
+use crate::server::{Body, read_body};
 use crate::views::{Urls, release_map};
 use bytes::Bytes;
 use hexyard_common::registry::{self, proto};
@@ -14,7 +14,6 @@ use hexyard_common::requirement::Requirement as VersionReq;
 use hexyard_common::storage::{PutMode, StorageKey, Store, StoreError};
 use hexyard_common::tarball::{self, Tarball, TarballError};
 use http::{Request, StatusCode};
-use hyper::body::Incoming;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -45,7 +44,7 @@ pub async fn publish(
     ctx: &Ctx<'_>,
     url_name: Option<&str>,
     query: &str,
-    req: Request<Incoming>,
+    req: Request<Body>,
     log: &mut LogInfo,
 ) -> Result<Reply, ApiError> {
     let app = ctx.app;

@@ -5,7 +5,7 @@ use crate::app::Ctx;
 use crate::auth::Access;
 use crate::error::ApiError;
 use crate::respond::Reply;
-use crate::server::read_body;
+use crate::server::{Body, read_body};
 use crate::views::{Urls, reason_value, release_map};
 use hexyard_common::etf::{self, Term};
 use hexyard_common::registry::proto;
@@ -13,7 +13,6 @@ use hexyard_common::storage::StorageKey;
 use hexyard_common::tarball;
 use hexyard_common::version::Version;
 use http::{Request, StatusCode};
-use hyper::body::Incoming;
 use std::sync::Arc;
 
 /// Longest retire request body accepted.
@@ -149,7 +148,7 @@ pub async fn retire(
     ctx: &Ctx<'_>,
     name: &str,
     version: &str,
-    req: Request<Incoming>,
+    req: Request<Body>,
 ) -> Result<Reply, ApiError> {
     ctx.require(Access::Write)?;
     check_version(version)?;
