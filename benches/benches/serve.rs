@@ -15,15 +15,15 @@
 //! `cargo build --release --bins && cargo bench -p hexyard-benches --bench serve` (the
 //! release `hexyard-proxy` runs as a child process; needs `nginx` and `wrk`: Debian packages
 //! nginx-light and wrk; `benches/run` does all of it). `BENCH_ROUNDS` (default 3) sets how
-//! many alternating hexyard/nginx rounds each comparison runs (the median round is shown);
+//! many alternating hexyard/nginx rounds each comparison runs (the median of each figure is shown);
 //! `BENCH_SECS` sets the duration of each timed run (default 10).
 
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
 use hexyard_benches::{
     HOSTED_REPO, MIRROR_REPO, Nginx, UPSTREAM_NAME, WRK_LOAD, WrkRun, bench_rounds, bench_secs,
-    median_run, memory, mib, print_wrk_header, print_wrk_ratio, print_wrk_row, proxy_binary_note,
-    sized_tarball, start_proxy, wrk,
+    median_each, memory, mib, p99_range, print_wrk_header, print_wrk_ratio, print_wrk_row,
+    proxy_binary_note, sized_tarball, start_proxy, wrk,
 };
 use hexyard_common::config::Config;
 use hexyard_common::storage::{LocalStore, PutMode, StorageKey, Store};
@@ -167,7 +167,7 @@ fn main() {
 
     let rounds = bench_rounds();
     println!(
-        "bench-serve: wrk {WRK_LOAD} -d{secs}s per run, after a 1 s warm-up run each; {rounds} alternating rounds, median round shown"
+        "bench-serve: wrk {WRK_LOAD} -d{secs}s per run, after a 1 s warm-up run each; {rounds} alternating rounds, median of each figure shown"
     );
     println!(
         "  hexyard: {} (threads: {}), nginx: {} child processes (workers, cache manager and loader); client and servers share the machine's {} cores",
@@ -202,11 +202,20 @@ fn main() {
             hs.push(wrk(&h_url, secs, dir.path()));
             ns.push(wrk(&n_url, secs, dir.path()));
         }
-        let h: WrkRun = median_run(hs);
-        let n: WrkRun = median_run(ns);
+        let h: WrkRun = median_each(&hs);
+        let n: WrkRun = median_each(&ns);
         print_wrk_row(&format!("hexyard {}", case.label), &h);
         print_wrk_row(&format!("nginx   {}", case.label), &n);
-        print_wrk_ratio(&h, &n, &format!("({} bytes)", case.size));
+        print_wrk_ratio(
+            &h,
+            &n,
+            &format!(
+                "({} bytes; p99 per round: hexyard {} ms, nginx {} ms)",
+                case.size,
+                p99_range(&hs),
+                p99_range(&ns)
+            ),
+        );
     }
     let upstream_after = upstream.total_hits();
     assert_eq!(

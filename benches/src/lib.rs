@@ -36,11 +36,30 @@ pub fn bench_rounds() -> usize {
     env_or("BENCH_ROUNDS", 3usize).max(1)
 }
 
-/// The run with the median requests/s of `runs` (the lower middle one for an even count).
-pub fn median_run(mut runs: Vec<WrkRun>) -> WrkRun {
-    runs.sort_by(|a, b| a.rps.total_cmp(&b.rps));
-    let mid = runs.len().saturating_sub(1) / 2;
-    runs.swap_remove(mid)
+/// The median of each figure of `runs` taken separately (the lower middle one for an even
+/// count), and the errors of all runs: the p99 shown is the median round's p99, not the p99 of
+/// the round with the median requests/s, so one round's scheduling hiccup does not decide it.
+pub fn median_each(runs: &[WrkRun]) -> WrkRun {
+    let median = |f: fn(&WrkRun) -> f64| {
+        let mut v: Vec<f64> = runs.iter().map(f).collect();
+        v.sort_by(f64::total_cmp);
+        v.get(v.len().saturating_sub(1) / 2).copied().unwrap_or(0.0)
+    };
+    WrkRun {
+        rps: median(|r| r.rps),
+        p50_ms: median(|r| r.p50_ms),
+        p99_ms: median(|r| r.p99_ms),
+        p999_ms: median(|r| r.p999_ms),
+        errors: runs.iter().map(|r| r.errors).sum(),
+    }
+}
+
+/// `min-max` of the rounds' p99 in ms, to show how far one cell moves between rounds.
+pub fn p99_range(runs: &[WrkRun]) -> String {
+    let (lo, hi) = runs.iter().fold((f64::MAX, 0.0f64), |(lo, hi), r| {
+        (lo.min(r.p99_ms), hi.max(r.p99_ms))
+    });
+    format!("{lo:.2}-{hi:.2}")
 }
 
 /// The number in environment variable `name`, or `default` when unset or not a number.
