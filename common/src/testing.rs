@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 pub mod fuzz;
+pub mod ports;
 pub mod s3;
 
 use std::collections::BTreeSet;

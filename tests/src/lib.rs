@@ -47,40 +47,9 @@ pub fn bin(name: &str) -> PathBuf {
     p
 }
 
-/// A free loopback port (bound and released; the race with other tests is negligible).
-/// Ports handed out by [`free_port`] in this process: never handed out twice, so parallel tests
-/// cannot be given the same port between finding it and binding it.
-static HANDED_OUT: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
-
-pub fn free_port() -> u16 {
-    loop {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .map(|a| a.port())
-            .unwrap_or_else(|e| panic!("no free port: {e}"));
-        let mut used = HANDED_OUT.lock().unwrap_or_else(|p| p.into_inner());
-        if !used.contains(&port) {
-            used.push(port);
-            return port;
-        }
-    }
-}
-
-/// Two consecutive free ports `p, p + 1` (the proxy's and the publisher's metrics), both
-/// reserved like [`free_port`]'s.
-pub fn free_port_pair() -> u16 {
-    loop {
-        let p = free_port();
-        let Some(next) = p.checked_add(1) else {
-            continue;
-        };
-        let mut used = HANDED_OUT.lock().unwrap_or_else(|e| e.into_inner());
-        if !used.contains(&next) && TcpListener::bind(("127.0.0.1", next)).is_ok() {
-            used.push(next);
-            return p;
-        }
-    }
-}
+/// Loopback ports for test servers, from below the kernel's ephemeral range (see
+/// [`hexyard_common::testing::ports`]).
+pub use hexyard_common::testing::ports::{free_port, free_port_pair};
 
 /// The hosted repo of test deployments: named like the fixtures were built for.
 pub const REPO: &str = "fixture_repo";

@@ -8,7 +8,9 @@
 //! (the one `.ci/setup` installs moto into). When moto is missing the helper panics with a
 //! message saying to run `.ci/setup`: S3 tests fail rather than skip.
 
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpStream};
+
+use super::ports::free_port;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -42,11 +44,6 @@ pub struct MotoServer {
 /// The Python interpreter that runs moto: `$HEXYARD_MOTO_PYTHON`, else `python3`.
 pub fn moto_python() -> PathBuf {
     std::env::var_os("HEXYARD_MOTO_PYTHON").map_or_else(|| PathBuf::from("python3"), PathBuf::from)
-}
-
-fn free_port() -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    listener.local_addr().unwrap().port()
 }
 
 impl MotoServer {
