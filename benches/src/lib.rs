@@ -30,8 +30,8 @@ pub fn bench_secs() -> u64 {
 }
 
 /// How many alternating rounds the wrk comparisons run (`BENCH_ROUNDS`, default 3): on a
-/// shared or virtual machine one run can be 30 % off the next, so each side's median round is
-/// the figure, and hexyard and the reference take turns so a slow spell hits both.
+/// shared or virtual machine one run can be 30 % off the next, so each side's median over the
+/// rounds is the figure ([`median_each`]), and hexyard and the reference take turns so a slow spell hits both.
 pub fn bench_rounds() -> usize {
     env_or("BENCH_ROUNDS", 3usize).max(1)
 }

@@ -58,11 +58,7 @@ impl Body {
     /// Wraps the body of `req`; the receiver gets it back if it is dropped unfinished.
     fn wrap(req: Request<Incoming>) -> (Request<Body>, oneshot::Receiver<Incoming>) {
         let (tx, rx) = oneshot::channel();
-        let expects_continue = req
-            .headers()
-            .get(http::header::EXPECT)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|v| v.eq_ignore_ascii_case("100-continue"));
+        let expects_continue = expects_continue(req.headers());
         let req = req.map(|inner| Body {
             inner: Some(inner),
             polled: false,
@@ -112,6 +108,15 @@ impl Drop for Body {
             let _ = back.send(inner);
         }
     }
+}
+
+/// Whether the client sent `Expect: 100-continue` (it waits for a `100 Continue` before the
+/// body, which hyper sends only when the body is first read).
+fn expects_continue(headers: &http::HeaderMap) -> bool {
+    headers
+        .get(http::header::EXPECT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.eq_ignore_ascii_case("100-continue"))
 }
 
 /// Reads and discards `body`, up to `max_bytes` and `max_time`; past them (or when its
@@ -229,11 +234,7 @@ pub async fn read_body(
         .get(http::header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
-    let expects = parts
-        .headers
-        .get(http::header::EXPECT)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.eq_ignore_ascii_case("100-continue"));
+    let expects = expects_continue(&parts.headers);
     match declared {
         Some(n) if n > limit => {
             return Err(ApiError::too_large(format!(

@@ -128,20 +128,9 @@ impl Request {
         }
         stream.write_all(&self.body)?;
         stream.flush()?;
-        loop {
-            let (status, headers) = read_head(&mut reader)?;
-            if status == 100 {
-                continued = true;
-                continue;
-            }
-            let body = read_body(&mut reader, status, &headers, &self.method)?;
-            return Ok(Response {
-                status,
-                headers,
-                body,
-                continued,
-            });
-        }
+        let mut r = read_response(&mut reader, &self.method)?;
+        r.continued |= continued;
+        Ok(r)
     }
 }
 
