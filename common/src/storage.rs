@@ -47,6 +47,26 @@ pub struct ObjectMeta {
     pub last_modified: SystemTime,
 }
 
+/// What [`Store::put`] learns about the object it wrote. No write time: S3's PutObject does not
+/// return one, and asking for it would cost a HEAD per write. Readers that need it (`rebuild`,
+/// `gc`, `reconcile`) get it from [`Store::head`], [`Store::get`] or [`Store::list`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Written {
+    /// Body length in bytes.
+    pub size: u64,
+    /// Strong ETag of the new object, as in [`ObjectMeta::etag`].
+    pub etag: String,
+}
+
+impl From<ObjectMeta> for Written {
+    fn from(meta: ObjectMeta) -> Self {
+        Written {
+            size: meta.size,
+            etag: meta.etag,
+        }
+    }
+}
+
 /// A whole object: metadata plus body.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Object {
@@ -137,7 +157,7 @@ pub trait Store: Send + Sync {
     async fn head(&self, key: &StorageKey) -> Result<Option<ObjectMeta>, StoreError>;
 
     /// Writes `body` under `key` according to `mode`, atomically: readers see either the old or
-    /// the new object, never a partial one. Returns the new object's metadata.
+    /// the new object, never a partial one. Returns the new object's size and ETag.
     ///
     /// # Errors
     /// [`StoreError::AlreadyExists`] / [`StoreError::PreconditionFailed`] when `mode`'s
@@ -147,7 +167,7 @@ pub trait Store: Send + Sync {
         key: &StorageKey,
         body: Bytes,
         mode: PutMode,
-    ) -> Result<ObjectMeta, StoreError>;
+    ) -> Result<Written, StoreError>;
 
     /// Deletes an object. `Ok(true)` if it existed, `Ok(false)` if it did not.
     async fn delete(&self, key: &StorageKey) -> Result<bool, StoreError>;

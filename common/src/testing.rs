@@ -14,7 +14,7 @@ use std::path::PathBuf;
 use bytes::Bytes;
 use futures::{StreamExt, TryStreamExt};
 
-use crate::storage::{KeyPrefix, PutMode, StorageKey, Store, StoreError};
+use crate::storage::{KeyPrefix, PutMode, StorageKey, Store, StoreError, Written};
 
 /// The `shared/fixtures/hex` directory: `<manifest>/../../shared/fixtures/hex` (checkout next to
 /// `shared/`), else `<manifest>/../shared/fixtures/hex`. Returns the first candidate when none
@@ -103,8 +103,8 @@ async fn round_trip_and_modes(store: &dyn Store) {
     );
     let got = store.get(&k).await.unwrap().unwrap();
     assert_eq!(got.body, v1);
-    assert_eq!(got.meta, m1);
-    assert_eq!(store.head(&k).await.unwrap().unwrap(), m1);
+    assert_eq!(Written::from(got.meta.clone()), m1);
+    assert_eq!(store.head(&k).await.unwrap().unwrap(), got.meta);
 
     // CreateOnly on an existing key: AlreadyExists, content unchanged.
     let err = store
@@ -315,7 +315,7 @@ async fn large_body(store: &dyn Store) {
     let got = store.get(&k).await.unwrap().unwrap();
     assert!(got.body == body, "16 MiB body differs after round trip");
     let (smeta, stream) = store.get_stream(&k).await.unwrap().unwrap();
-    assert_eq!(smeta, meta);
+    assert_eq!(Written::from(smeta), meta);
     let chunks: Vec<Bytes> = stream.try_collect().await.unwrap();
     assert!(chunks.concat() == body.to_vec(), "streamed body differs");
     assert!(store.delete(&k).await.unwrap());

@@ -7,7 +7,9 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use hexyard_common::config::{StoreConfig, StoreKind};
 use hexyard_common::storage::s3::{PROBE_DIR, S3Options};
-use hexyard_common::storage::{KeyPrefix, PutMode, S3Store, StorageKey, Store, StoreError};
+use hexyard_common::storage::{
+    KeyPrefix, PutMode, S3Store, StorageKey, Store, StoreError, Written,
+};
 use hexyard_common::testing::s3::MotoServer;
 use hexyard_common::testing::store_conformance;
 
@@ -191,6 +193,67 @@ async fn moto_conditional_writes_are_atomic() {
     }
 }
 
+/// The requests moto logged after byte `from` of its log, as "METHOD path" (no query) lines;
+/// waits up to 2 s for at least `want` of them (moto logs a request as it answers it).
+async fn requests_since(moto: &MotoServer, from: usize, want: usize) -> Vec<String> {
+    let deadline = Instant::now() + Duration::from_secs(2);
+    loop {
+        let log = moto.log_text();
+        let seen: Vec<String> = log
+            .get(from..)
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|line| {
+                let req = line.split('"').nth(1)?;
+                let mut parts = req.split(' ');
+                let (method, target) = (parts.next()?, parts.next()?);
+                let path = target.split('?').next().unwrap_or(target);
+                Some(format!("{method} {path}"))
+            })
+            .collect();
+        if seen.len() >= want || Instant::now() > deadline {
+            return seen;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_put_is_one_request() {
+    // Each write mode costs one PutObject and nothing else (no HEAD for the write time): the
+    // publisher makes four writes per publish, so each extra request is four round trips.
+    let moto = moto_with_bucket().await;
+    let store = S3Store::new(&moto.s3_config(BUCKET, "one")).unwrap();
+    let key = StorageKey::package("hexpm", "single").unwrap();
+    let path = format!("/{BUCKET}/one/repos/hexpm/packages/single");
+    let from = moto.log_text().len();
+    let mut etag = String::new();
+    let mut expected = Vec::new();
+    for (i, mode) in [
+        PutMode::CreateOnly,
+        PutMode::Overwrite,
+        PutMode::IfMatch(String::new()),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let mode = match mode {
+            PutMode::IfMatch(_) => PutMode::IfMatch(etag.clone()),
+            m => m,
+        };
+        let body = Bytes::from(format!("body {i}"));
+        let written = store.put(&key, body.clone(), mode.clone()).await.unwrap();
+        assert_eq!(written.size, body.len() as u64);
+        let stored = store.get(&key).await.unwrap().unwrap();
+        assert_eq!(stored.body, body);
+        assert_eq!(written, Written::from(stored.meta), "{mode:?}");
+        etag = written.etag;
+        expected.push(format!("PUT {path}"));
+        expected.push(format!("GET {path}"));
+    }
+    assert_eq!(requests_since(&moto, from, expected.len()).await, expected);
+}
+
 #[tokio::test]
 async fn get_stream_streams_in_chunks() {
     let moto = moto_with_bucket().await;
@@ -202,7 +265,7 @@ async fn get_stream_streams_in_chunks() {
         .await
         .unwrap();
     let (smeta, mut stream) = store.get_stream(&key).await.unwrap().unwrap();
-    assert_eq!(smeta, meta);
+    assert_eq!(Written::from(smeta), meta);
     let mut chunks = 0;
     let mut got = Vec::new();
     while let Some(chunk) = futures::StreamExt::next(&mut stream).await {
@@ -277,7 +340,7 @@ async fn stopped_server_is_unavailable_then_recovers() {
         .unwrap();
     let got = store.get(&key).await.unwrap().unwrap();
     assert_eq!(got.body, "after");
-    assert_eq!(got.meta, meta);
+    assert_eq!(Written::from(got.meta), meta);
 }
 
 #[tokio::test]

@@ -33,6 +33,7 @@ use tokio::io::AsyncReadExt;
 
 use super::{
     ByteStream, KeyPrefix, ListEntry, Object, ObjectMeta, PutMode, StorageKey, Store, StoreError,
+    Written,
 };
 
 /// Temporary files older than this are considered left-overs of a crashed writer and are
@@ -461,9 +462,9 @@ impl Store for LocalStore {
         key: &StorageKey,
         body: Bytes,
         mode: PutMode,
-    ) -> Result<ObjectMeta, StoreError> {
+    ) -> Result<Written, StoreError> {
         let key = key.clone();
-        self.blocking(move |s| s.put_blocking(&key, &body, &mode))
+        self.blocking(move |s| s.put_blocking(&key, &body, &mode).map(Written::from))
             .await
     }
 

@@ -9,7 +9,9 @@ use std::time::SystemTime;
 use async_trait::async_trait;
 use bytes::Bytes;
 
-use super::{KeyPrefix, ListEntry, Object, ObjectMeta, PutMode, StorageKey, Store, StoreError};
+use super::{
+    KeyPrefix, ListEntry, Object, ObjectMeta, PutMode, StorageKey, Store, StoreError, Written,
+};
 
 /// An in-memory store. Cheap to create; nothing survives the value.
 #[derive(Debug, Default)]
@@ -55,7 +57,7 @@ impl Store for MemoryStore {
         key: &StorageKey,
         body: Bytes,
         mode: PutMode,
-    ) -> Result<ObjectMeta, StoreError> {
+    ) -> Result<Written, StoreError> {
         let mut objects = self.objects();
         match (&mode, objects.get(key)) {
             (PutMode::CreateOnly, Some(_)) => return Err(StoreError::AlreadyExists),
@@ -73,7 +75,7 @@ impl Store for MemoryStore {
                 body,
             },
         );
-        Ok(meta)
+        Ok(meta.into())
     }
 
     async fn delete(&self, key: &StorageKey) -> Result<bool, StoreError> {

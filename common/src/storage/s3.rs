@@ -17,8 +17,9 @@
 //! - ETags are the server's, quoted (`"<md5>"` for single-part uploads). They are content
 //!   hashes: writing identical bytes again yields the same ETag. `If-Match` is then still a
 //!   compare-and-set on the content a writer read, which is what index updates need.
-//! - [`Store::put`] costs a `PutObject` plus a `HeadObject` (the only way to learn the new
-//!   object's `Last-Modified`); [`Store::delete`] costs a `HeadObject` plus a `DeleteObject`
+//! - [`Store::put`] costs one `PutObject`: it returns the new ETag and size ([`Written`]),
+//!   not the write time, which only a `HeadObject` would tell; [`Store::delete`] costs a
+//!   `HeadObject` plus a `DeleteObject`
 //!   (S3's delete does not say whether the object existed).
 //! - Objects are written with `Content-Type` and `Cache-Control` from [`StorageKey`], so the
 //!   bucket can be served by a CDN directly. The store does not know whether a repository is
@@ -44,6 +45,7 @@ use futures::StreamExt;
 
 use super::{
     ByteStream, KeyPrefix, ListEntry, Object, ObjectMeta, PutMode, StorageKey, Store, StoreError,
+    Written,
 };
 use crate::config::{S3Config, S3Timeouts};
 
@@ -308,44 +310,6 @@ impl S3Store {
             .map_err(|e| self.unavailable("DeleteObject (probe)", &key, &e))?;
         Ok(refused)
     }
-
-    /// The metadata of a just-written object: HEAD with `If-Match` on the new ETag, so a
-    /// concurrent later write is not mistaken for ours. When that write already happened, the
-    /// returned `last_modified` is the local clock's (S3 keeps whole seconds).
-    async fn meta_after_put(
-        &self,
-        key: &StorageKey,
-        object_key: &str,
-        etag: String,
-        size: u64,
-    ) -> Result<ObjectMeta, StoreError> {
-        let head = self
-            .client
-            .head_object()
-            .bucket(&self.bucket)
-            .key(object_key)
-            .if_match(&etag)
-            .send()
-            .await;
-        match head {
-            Ok(out) => Ok(ObjectMeta {
-                size,
-                etag,
-                last_modified: to_system_time(out.last_modified()),
-            }),
-            Err(e) if matches!(status(&e), Some(404 | 412)) => {
-                let secs = SystemTime::now()
-                    .duration_since(SystemTime::UNIX_EPOCH)
-                    .map_or(0, |d| d.as_secs());
-                Ok(ObjectMeta {
-                    size,
-                    etag,
-                    last_modified: SystemTime::UNIX_EPOCH + Duration::from_secs(secs),
-                })
-            }
-            Err(e) => Err(self.unavailable("HeadObject", &key.path(), &e)),
-        }
-    }
 }
 
 #[async_trait]
@@ -437,7 +401,7 @@ impl Store for S3Store {
         key: &StorageKey,
         body: Bytes,
         mode: PutMode,
-    ) -> Result<ObjectMeta, StoreError> {
+    ) -> Result<Written, StoreError> {
         let object_key = self.object_key(key);
         let size = body.len() as u64;
         let mut req = self
@@ -463,8 +427,10 @@ impl Store for S3Store {
                 });
             }
         };
-        let etag = etag_of(out.e_tag(), &key.path())?;
-        self.meta_after_put(key, &object_key, etag, size).await
+        Ok(Written {
+            size,
+            etag: etag_of(out.e_tag(), &key.path())?,
+        })
     }
 
     async fn delete(&self, key: &StorageKey) -> Result<bool, StoreError> {
