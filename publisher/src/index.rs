@@ -183,6 +183,49 @@ impl HostedRepo {
                 ApiError::internal()
             })
     }
+
+    /// One index's compare-and-set for a change of package `name`: `edit` the cached copy (or,
+    /// without one or after a conflict, a fresh `read`) with the package file, sign it and
+    /// write it against the ETag it came from; up to `MAX_ATTEMPTS` times. The package file is
+    /// `written` (what this process just wrote, `Some(None)`: removed) for a cached index, and
+    /// read from the store for a fresh one (see `update_indexes_after`).
+    async fn write_index<T, R>(
+        &self,
+        store: &dyn Store,
+        key: &StorageKey,
+        (name, written): (&str, Option<Option<&proto::Package>>),
+        mut cached: Option<Cached<T>>,
+        read: impl Fn() -> R,
+        edit: impl Fn(&mut T, Option<&proto::Package>),
+    ) -> Result<Cached<T>, ApiError>
+    where
+        T: prost::Message,
+        R: std::future::Future<Output = Result<Cached<T>, ApiError>>,
+    {
+        for _ in 0..MAX_ATTEMPTS {
+            let (mut current, known) = match cached.take() {
+                Some(c) => (c, written),
+                None => (read().await?, None),
+            };
+            let current_file;
+            let package = match known {
+                Some(p) => p,
+                None => {
+                    current_file = self.read_package(store, name).await?;
+                    current_file.package.as_ref()
+                }
+            };
+            edit(&mut current.value, package);
+            let body = self.sign(&current.value)?;
+            if let Some(etag) = put_conditional(store, key, body, current.etag.as_deref()).await? {
+                return Ok(Cached {
+                    etag: Some(etag),
+                    value: current.value,
+                });
+            }
+        }
+        Err(conflict())
+    }
 }
 
 /// Writes `body` conditionally: create-only when `etag` is `None`, else if-match.
@@ -360,63 +403,42 @@ impl RepoGuard<'_> {
     ) -> Result<(), ApiError> {
         let repo = self.repo;
         let vkey = StorageKey::versions(&repo.name).map_err(key_err)?;
-        let mut ok = false;
-        for _ in 0..MAX_ATTEMPTS {
-            let (cached, known) = match self.state.versions.take() {
-                Some(c) => (c, written),
-                None => (repo.read_versions(store).await?, None),
-            };
-            let entry = match known {
-                Some(p) => p.map(versions_entry),
-                None => repo
-                    .read_package(store, name)
-                    .await?
-                    .package
-                    .as_ref()
-                    .map(versions_entry),
-            };
-            let mut value = cached.value;
-            upsert_sorted(&mut value.packages, name, entry, |p| p.name.as_str());
-            let body = repo.sign(&value)?;
-            if let Some(etag) = put_conditional(store, &vkey, body, cached.etag.as_deref()).await? {
-                self.state.versions = Some(Cached {
-                    etag: Some(etag),
-                    value,
-                });
-                ok = true;
-                break;
-            }
-        }
-        if !ok {
-            return Err(conflict());
-        }
         let nkey = StorageKey::names(&repo.name).map_err(key_err)?;
         let updated_at = now_timestamp();
-        for _ in 0..MAX_ATTEMPTS {
-            let (cached, known) = match self.state.names.take() {
-                Some(c) => (c, written),
-                None => (repo.read_names(store).await?, None),
-            };
-            let exists = match known {
-                Some(p) => p.is_some(),
-                None => repo.read_package(store, name).await?.package.is_some(),
-            };
-            let entry = exists.then(|| proto::NamesPackage {
-                name: name.to_owned(),
-                updated_at: Some(updated_at),
-            });
-            let mut value = cached.value;
-            upsert_sorted(&mut value.packages, name, entry, |p| p.name.as_str());
-            let body = repo.sign(&value)?;
-            if let Some(etag) = put_conditional(store, &nkey, body, cached.etag.as_deref()).await? {
-                self.state.names = Some(Cached {
-                    etag: Some(etag),
-                    value,
-                });
-                return Ok(());
-            }
-        }
-        Err(conflict())
+        // The two indexes are independent: both writes are in flight at once (one round trip
+        // instead of two on S3). A crash in between leaves at most one of them updated, which
+        // `reconcile` repairs as before (the package file is newer than `versions`, or its
+        // presence differs between the indexes).
+        let (versions, names) = tokio::join!(
+            repo.write_index(
+                store,
+                &vkey,
+                (name, written),
+                self.state.versions.take(),
+                || repo.read_versions(store),
+                |value: &mut proto::Versions, package| {
+                    let entry = package.map(versions_entry);
+                    upsert_sorted(&mut value.packages, name, entry, |p| p.name.as_str());
+                },
+            ),
+            repo.write_index(
+                store,
+                &nkey,
+                (name, written),
+                self.state.names.take(),
+                || repo.read_names(store),
+                |value: &mut proto::Names, package| {
+                    let entry = package.map(|_| proto::NamesPackage {
+                        name: name.to_owned(),
+                        updated_at: Some(updated_at),
+                    });
+                    upsert_sorted(&mut value.packages, name, entry, |p| p.name.as_str());
+                },
+            ),
+        );
+        let versions = versions.map(|c| self.state.versions = Some(c));
+        let names = names.map(|c| self.state.names = Some(c));
+        versions.and(names)
     }
 
     /// Brings `versions` and `names` in line with the package files after a crash between a
