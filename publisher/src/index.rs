@@ -407,8 +407,7 @@ impl RepoGuard<'_> {
         let updated_at = now_timestamp();
         // The two indexes are independent: both writes are in flight at once (one round trip
         // instead of two on S3). A crash in between leaves at most one of them updated, which
-        // `reconcile` repairs as before (the package file is newer than `versions`, or its
-        // presence differs between the indexes).
+        // `reconcile` repairs (the package file is newer than the index left behind).
         let (versions, names) = tokio::join!(
             repo.write_index(
                 store,
@@ -444,15 +443,24 @@ impl RepoGuard<'_> {
     /// Brings `versions` and `names` in line with the package files after a crash between a
     /// package file write and the index writes that follow it (a publisher killed there leaves
     /// a release in `packages/<name>` that the indexes do not list yet). Cheap: one listing and
-    /// the indexes' metadata; only packages whose file is not older than `versions`, or whose
-    /// presence differs between the listing and the indexes, are re-derived. Returns how many
-    /// packages were repaired.
+    /// the indexes' metadata; only packages whose file is not older than `versions`, newer
+    /// than `names`, or whose presence differs between the listing and the indexes, are
+    /// re-derived. (`versions` and `names` are written at once after the package file, so a
+    /// crash can leave either one behind; a file newer than `names` is how `names` alone
+    /// behind shows, its entry still listing the package with an old `updated_at`.) Returns
+    /// how many packages were repaired.
     pub async fn reconcile(&mut self, store: &dyn Store) -> Result<usize, ApiError> {
         let repo = self.repo;
         let vkey = StorageKey::versions(&repo.name).map_err(key_err)?;
         let Some(vmeta) = store.head(&vkey).await.map_err(ApiError::store)? else {
             return Ok(0);
         };
+        let nkey = StorageKey::names(&repo.name).map_err(key_err)?;
+        let names_written = store
+            .head(&nkey)
+            .await
+            .map_err(ApiError::store)?
+            .map(|m| m.last_modified);
         let listed = store
             .list(&hexyard_common::storage::KeyPrefix::packages(&repo.name).map_err(key_err)?)
             .await
@@ -461,10 +469,15 @@ impl RepoGuard<'_> {
         let names = repo.read_names(store).await?.value;
         let mut stale: std::collections::BTreeSet<String> = std::collections::BTreeSet::new();
         let mut files = std::collections::BTreeSet::new();
+        let mut names_behind = std::collections::BTreeSet::new();
         for e in &listed {
             if let StorageKey::Package { name, .. } = &e.key {
                 files.insert(name.to_string());
                 if e.last_modified >= vmeta.last_modified {
+                    stale.insert(name.to_string());
+                }
+                if names_written.is_some_and(|t| e.last_modified > t) {
+                    names_behind.insert(name.to_string());
                     stale.insert(name.to_string());
                 }
             }
@@ -493,7 +506,10 @@ impl RepoGuard<'_> {
                 .map(versions_entry);
             let current = versions.packages.iter().find(|p| &p.name == name);
             let listed_in_names = in_names.contains(name.as_str());
-            if entry.as_ref() != current || entry.is_some() != listed_in_names {
+            if entry.as_ref() != current
+                || entry.is_some() != listed_in_names
+                || names_behind.contains(name)
+            {
                 self.update_indexes(store, name).await?;
                 repaired += 1;
             }
@@ -796,6 +812,62 @@ mod tests {
                 .collect::<Vec<_>>(),
             ["bar", "foo"]
         );
+        assert_eq!(b.lock().await.reconcile(&store).await.unwrap(), 0);
+    }
+
+    /// `versions` and `names` are written at once: a crash can leave `names` alone behind.
+    /// For a package `names` already lists, that shows only as a package file newer than
+    /// `names`; `reconcile` re-derives its entry (a new `updated_at`).
+    #[tokio::test]
+    async fn reconcile_repairs_names_left_behind() {
+        let store = MemoryStore::new();
+        let pem = std::fs::read_to_string(
+            hexyard_common::testing::fixtures_dir().join("keys/private_key.pem"),
+        )
+        .unwrap();
+        let a = HostedRepo::new("r".into(), SigningKey::from_pem(&pem).unwrap(), true, None);
+        a.lock()
+            .await
+            .change_package(&store, "foo", add("1.0.0"))
+            .await
+            .unwrap();
+        let names_before = a.read_names(&store).await.unwrap();
+        // The package file and `versions` of a second release, then the "crash".
+        let cur = a.read_package(&store, "foo").await.unwrap();
+        let mut pkg = cur.package.unwrap();
+        pkg.releases.push(release("2.0.0"));
+        let pkey = StorageKey::package("r", "foo").unwrap();
+        put_conditional(&store, &pkey, a.sign(&pkg).unwrap(), cur.etag.as_deref())
+            .await
+            .unwrap()
+            .unwrap();
+        let file_written = store.head(&pkey).await.unwrap().unwrap().last_modified;
+        let mut v = a.read_versions(&store).await.unwrap();
+        upsert_sorted(
+            &mut v.value.packages,
+            "foo",
+            Some(versions_entry(&pkg)),
+            |p| p.name.as_str(),
+        );
+        let vkey = StorageKey::versions("r").unwrap();
+        put_conditional(&store, &vkey, a.sign(&v.value).unwrap(), v.etag.as_deref())
+            .await
+            .unwrap()
+            .unwrap();
+
+        let b = HostedRepo::new("r".into(), SigningKey::from_pem(&pem).unwrap(), true, None);
+        assert_eq!(b.lock().await.reconcile(&store).await.unwrap(), 1);
+        let names = b.read_names(&store).await.unwrap();
+        assert_ne!(names.etag, names_before.etag, "names was not rewritten");
+        let entry = &names.value.packages[0];
+        assert_eq!(entry.name, "foo");
+        let updated = entry.updated_at.unwrap();
+        let updated = UNIX_EPOCH
+            + Duration::new(
+                u64::try_from(updated.seconds).unwrap(),
+                u32::try_from(updated.nanos).unwrap(),
+            );
+        assert!(updated >= file_written, "{updated:?} < {file_written:?}");
         assert_eq!(b.lock().await.reconcile(&store).await.unwrap(), 0);
     }
 }
