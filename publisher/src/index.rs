@@ -16,6 +16,7 @@ use bytes::Bytes;
 use hexyard_common::registry::{self, proto};
 use hexyard_common::signing::{SigningKey, VerifyingKey};
 use hexyard_common::storage::{PutMode, StorageKey, Store, StoreError};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::sync::Mutex;
 
@@ -25,7 +26,8 @@ const MAX_ATTEMPTS: usize = 32;
 /// A hosted repository: its name, key and index state.
 pub struct HostedRepo {
     pub name: String,
-    pub key: SigningKey,
+    /// Shared, so that signing can run off the request's thread.
+    pub key: Arc<SigningKey>,
     pub verifying: VerifyingKey,
     /// `false`: reads need a key with read access.
     pub public: bool,
@@ -84,7 +86,7 @@ impl HostedRepo {
         let verifying = key.verifying_key();
         HostedRepo {
             name,
-            key,
+            key: Arc::new(key),
             verifying,
             public,
             replace_window,
@@ -178,10 +180,30 @@ impl HostedRepo {
     fn sign<M: prost::Message>(&self, msg: &M) -> Result<Bytes, ApiError> {
         registry::encode_signed(msg, &self.key)
             .map(Bytes::from)
-            .map_err(|e| {
-                tracing::error!(repo = %self.name, error = %e, "signing failed");
-                ApiError::internal()
-            })
+            .map_err(|e| self.sign_failed(&e))
+    }
+
+    fn sign_failed(&self, e: &dyn std::fmt::Display) -> ApiError {
+        tracing::error!(repo = %self.name, error = %e, "signing failed");
+        ApiError::internal()
+    }
+
+    /// [`Self::sign`] on the blocking pool, so that the two indexes of one change (each an
+    /// encode, a gzip and an RSA signature, a few milliseconds for a large repository) are
+    /// signed on two cores at once. Hands `msg` back.
+    async fn sign_off_thread<M>(&self, msg: M) -> Result<(M, Bytes), ApiError>
+    where
+        M: prost::Message + Send + 'static,
+    {
+        let key = self.key.clone();
+        let (msg, signed) = tokio::task::spawn_blocking(move || {
+            let signed = registry::encode_signed(&msg, &key);
+            (msg, signed)
+        })
+        .await
+        .map_err(|e| self.sign_failed(&e))?;
+        let signed = signed.map_err(|e| self.sign_failed(&e))?;
+        Ok((msg, Bytes::from(signed)))
     }
 
     /// One index's compare-and-set for a change of package `name`: `edit` the cached copy (or,
@@ -199,7 +221,7 @@ impl HostedRepo {
         edit: impl Fn(&mut T, Option<&proto::Package>),
     ) -> Result<Cached<T>, ApiError>
     where
-        T: prost::Message,
+        T: prost::Message + Send + 'static,
         R: std::future::Future<Output = Result<Cached<T>, ApiError>>,
     {
         for _ in 0..MAX_ATTEMPTS {
@@ -216,11 +238,11 @@ impl HostedRepo {
                 }
             };
             edit(&mut current.value, package);
-            let body = self.sign(&current.value)?;
+            let (value, body) = self.sign_off_thread(current.value).await?;
             if let Some(etag) = put_conditional(store, key, body, current.etag.as_deref()).await? {
                 return Ok(Cached {
                     etag: Some(etag),
-                    value: current.value,
+                    value,
                 });
             }
         }
