@@ -580,6 +580,51 @@ mod tests {
     use super::*;
     use hexyard_common::storage::MemoryStore;
 
+    /// Public repo "r" with the fixtures' key, as a fresh process sees it (no cached index).
+    fn repo() -> HostedRepo {
+        let pem = std::fs::read_to_string(
+            hexyard_common::testing::fixtures_dir().join("keys/private_key.pem"),
+        )
+        .unwrap();
+        HostedRepo::new("r".into(), SigningKey::from_pem(&pem).unwrap(), true, None)
+    }
+
+    /// [`repo`] after a complete publish of foo 1.0.0 into `store`.
+    async fn repo_with_foo(store: &MemoryStore) -> HostedRepo {
+        let a = repo();
+        a.lock()
+            .await
+            .change_package(store, "foo", add("1.0.0"))
+            .await
+            .unwrap();
+        a
+    }
+
+    /// The package-file half of a publish of `name` `version` by `a` (no index written), as
+    /// a process killed before its index writes leaves it. Returns the package written.
+    async fn write_package_file(
+        a: &HostedRepo,
+        store: &MemoryStore,
+        name: &str,
+        version: &str,
+    ) -> proto::Package {
+        let cur = a.read_package(store, name).await.unwrap();
+        let mut pkg = cur.package.unwrap_or(proto::Package {
+            releases: vec![],
+            name: name.into(),
+            repository: "r".into(),
+            advisories: vec![],
+        });
+        pkg.releases.push(release(version));
+        registry::sort_releases(&mut pkg.releases);
+        let key = StorageKey::package("r", name).unwrap();
+        put_conditional(store, &key, a.sign(&pkg).unwrap(), cur.etag.as_deref())
+            .await
+            .unwrap()
+            .unwrap();
+        pkg
+    }
+
     fn release(version: &str) -> proto::Release {
         proto::Release {
             version: version.to_owned(),
@@ -614,26 +659,11 @@ mod tests {
     #[tokio::test]
     async fn a_slow_index_update_does_not_drop_a_newer_release() {
         let store = MemoryStore::new();
-        let pem = std::fs::read_to_string(
-            hexyard_common::testing::fixtures_dir().join("keys/private_key.pem"),
-        )
-        .unwrap();
-        let a = HostedRepo::new("r".into(), SigningKey::from_pem(&pem).unwrap(), true, None);
-        let b = HostedRepo::new("r".into(), SigningKey::from_pem(&pem).unwrap(), true, None);
-        a.lock()
-            .await
-            .change_package(&store, "foo", add("1.0.0"))
-            .await
-            .unwrap();
+        let a = repo_with_foo(&store).await;
+        let b = repo();
 
         // A: the package-file half of a publish of 2.0.0 ...
-        let cur = a.read_package(&store, "foo").await.unwrap();
-        let pkg = add("2.0.0")(cur.package).unwrap().unwrap();
-        let pkey = StorageKey::package("r", "foo").unwrap();
-        put_conditional(&store, &pkey, a.sign(&pkg).unwrap(), cur.etag.as_deref())
-            .await
-            .unwrap()
-            .unwrap();
+        write_package_file(&a, &store, "foo", "2.0.0").await;
         // ... B publishes 3.0.0 completely ...
         b.lock()
             .await
@@ -703,11 +733,7 @@ mod tests {
     #[tokio::test]
     async fn a_publish_over_a_revert_tombstone_survives() {
         let store = MemoryStore::new();
-        let pem = std::fs::read_to_string(
-            hexyard_common::testing::fixtures_dir().join("keys/private_key.pem"),
-        )
-        .unwrap();
-        let a = HostedRepo::new("r".into(), SigningKey::from_pem(&pem).unwrap(), true, None);
+        let a = repo();
         let pkey = StorageKey::package("r", "foo").unwrap();
         a.lock()
             .await
@@ -780,38 +806,17 @@ mod tests {
     #[tokio::test]
     async fn reconcile_repairs_indexes_behind_their_package_files() {
         let store = MemoryStore::new();
-        let pem = std::fs::read_to_string(
-            hexyard_common::testing::fixtures_dir().join("keys/private_key.pem"),
-        )
-        .unwrap();
-        let a = HostedRepo::new("r".into(), SigningKey::from_pem(&pem).unwrap(), true, None);
-        a.lock()
-            .await
-            .change_package(&store, "foo", add("1.0.0"))
-            .await
-            .unwrap();
+        let a = repo_with_foo(&store).await;
         let vkey = StorageKey::versions("r").unwrap();
         let before = store.head(&vkey).await.unwrap().unwrap();
         assert_eq!(a.lock().await.reconcile(&store).await.unwrap(), 0);
         assert_eq!(store.head(&vkey).await.unwrap().unwrap().etag, before.etag);
         // The package-file half of two publishes, then the "crash".
         for (name, version) in [("foo", "2.0.0"), ("bar", "0.1.0")] {
-            let cur = a.read_package(&store, name).await.unwrap();
-            let mut pkg = cur.package.unwrap_or(proto::Package {
-                releases: vec![],
-                name: name.into(),
-                repository: "r".into(),
-                advisories: vec![],
-            });
-            pkg.releases.push(release(version));
-            let key = StorageKey::package("r", name).unwrap();
-            put_conditional(&store, &key, a.sign(&pkg).unwrap(), cur.etag.as_deref())
-                .await
-                .unwrap()
-                .unwrap();
+            write_package_file(&a, &store, name, version).await;
         }
         // A fresh process (no cache) repairs both.
-        let b = HostedRepo::new("r".into(), SigningKey::from_pem(&pem).unwrap(), true, None);
+        let b = repo();
         assert_eq!(b.lock().await.reconcile(&store).await.unwrap(), 2);
         let v = b.read_versions(&store).await.unwrap().value;
         let got: Vec<(&str, Vec<String>)> = v
@@ -843,26 +848,11 @@ mod tests {
     #[tokio::test]
     async fn reconcile_repairs_names_left_behind() {
         let store = MemoryStore::new();
-        let pem = std::fs::read_to_string(
-            hexyard_common::testing::fixtures_dir().join("keys/private_key.pem"),
-        )
-        .unwrap();
-        let a = HostedRepo::new("r".into(), SigningKey::from_pem(&pem).unwrap(), true, None);
-        a.lock()
-            .await
-            .change_package(&store, "foo", add("1.0.0"))
-            .await
-            .unwrap();
+        let a = repo_with_foo(&store).await;
         let names_before = a.read_names(&store).await.unwrap();
         // The package file and `versions` of a second release, then the "crash".
-        let cur = a.read_package(&store, "foo").await.unwrap();
-        let mut pkg = cur.package.unwrap();
-        pkg.releases.push(release("2.0.0"));
+        let pkg = write_package_file(&a, &store, "foo", "2.0.0").await;
         let pkey = StorageKey::package("r", "foo").unwrap();
-        put_conditional(&store, &pkey, a.sign(&pkg).unwrap(), cur.etag.as_deref())
-            .await
-            .unwrap()
-            .unwrap();
         let file_written = store.head(&pkey).await.unwrap().unwrap().last_modified;
         let mut v = a.read_versions(&store).await.unwrap();
         upsert_sorted(
@@ -877,7 +867,7 @@ mod tests {
             .unwrap()
             .unwrap();
 
-        let b = HostedRepo::new("r".into(), SigningKey::from_pem(&pem).unwrap(), true, None);
+        let b = repo();
         assert_eq!(b.lock().await.reconcile(&store).await.unwrap(), 1);
         let names = b.read_names(&store).await.unwrap();
         assert_ne!(names.etag, names_before.etag, "names was not rewritten");
