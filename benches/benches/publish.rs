@@ -14,7 +14,10 @@
 //!
 //! On S3 the tarballs are pre-filled with `PutObject` (16 at a time), and the requests the
 //! timed publishes send are counted from moto's request log, per method and object kind
-//! (`names`, `versions`, `packages`, `tarballs`), and printed per publish.
+//! (`names`, `versions`, `packages`, `tarballs`), and printed per publish. moto answers in
+//! about a millisecond; `HEXYARD_MOTO_LATENCY_MS=10` in the environment delays each of its
+//! answers by 10 ms, as a network round trip to S3 would, which shows what the number of
+//! sequential requests costs.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use hexyard_benches::{ms, package_name, percentile, prefill, tarball};

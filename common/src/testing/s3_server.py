@@ -9,10 +9,13 @@
 #
 # HEXYARD_MOTO_SWITCH_INTERVAL (seconds) sets the interpreter's thread switch interval; a tiny
 # one makes races show up often. HEXYARD_MOTO_UNSAFE=1 leaves moto's PutObject as it is (to
-# watch the race test fail).
+# watch the race test fail). HEXYARD_MOTO_LATENCY_MS delays every request by that many
+# milliseconds before moto handles it (outside the lock), standing in for the round trip to a
+# real S3 endpoint in benchmarks.
 import os
 import sys
 import threading
+import time
 
 import moto.server
 from moto.s3.responses import S3Response
@@ -28,6 +31,15 @@ def _atomic_put_object(self, *args, **kwargs):
 
 if os.environ.get("HEXYARD_MOTO_UNSAFE") != "1":
     S3Response.put_object = _atomic_put_object
+if "HEXYARD_MOTO_LATENCY_MS" in os.environ:
+    _delay = float(os.environ["HEXYARD_MOTO_LATENCY_MS"]) / 1000
+    _dispatch = moto.server.DomainDispatcherApplication.__call__
+
+    def _delayed_dispatch(self, environ, start_response):
+        time.sleep(_delay)
+        return _dispatch(self, environ, start_response)
+
+    moto.server.DomainDispatcherApplication.__call__ = _delayed_dispatch
 if "HEXYARD_MOTO_SWITCH_INTERVAL" in os.environ:
     sys.setswitchinterval(float(os.environ["HEXYARD_MOTO_SWITCH_INTERVAL"]))
 moto.server.main(sys.argv[1:])
