@@ -15,6 +15,10 @@
 //! (b) 200 concurrent requests for one cold tarball, the upstream answering after a delay
 //!     (50 ms) so that they all arrive while the first fetch is in flight: wall time and the
 //!     upstream requests for that tarball (hexyard: must be 1).
+//! (c) As mix and rebar3 fetch: for 1,000 other packages, each client gets the package file,
+//!     then the tarball (32 clients). Both servers then fetch both objects from the upstream
+//!     (hexyard: exactly one request each, asserted), and hexyard's tarball fill finds the
+//!     package file it verifies against already stored.
 //!
 //! `cargo build --release --bins && cargo bench -p hexyard-benches --bench miss` (`benches/run`
 //! does all of it). `BENCH_MISS_PACKAGES` (1000), `BENCH_MISS_KIB` (20), `BENCH_MISS_CLIENTS`
@@ -53,25 +57,31 @@ fn fetch(who: &str, addr: SocketAddr, path: &str, expected: &[u8]) {
     );
 }
 
-/// Fetches every `(path, bytes)` once with `clients` threads; the wall time.
+/// One client's errand: `(path, bytes)` fetched in order.
+type Errand = Vec<(String, Vec<u8>)>;
+
+/// Runs every errand once with `clients` threads, each taking the next errand when done with
+/// one; the wall time.
 fn fetch_all(
     who: &'static str,
     addr: SocketAddr,
-    files: Arc<Vec<(String, Vec<u8>)>>,
+    errands: Arc<Vec<Errand>>,
     clients: usize,
 ) -> Duration {
     let next = Arc::new(AtomicUsize::new(0));
     let start = Instant::now();
     let threads: Vec<_> = (0..clients)
         .map(|_| {
-            let (files, next) = (files.clone(), next.clone());
+            let (errands, next) = (errands.clone(), next.clone());
             std::thread::spawn(move || {
                 loop {
                     let i = next.fetch_add(1, Ordering::Relaxed);
-                    let Some((path, body)) = files.get(i) else {
+                    let Some(errand) = errands.get(i) else {
                         break;
                     };
-                    fetch(who, addr, path, body);
+                    for (path, body) in errand {
+                        fetch(who, addr, path, body);
+                    }
                 }
             })
         })
@@ -127,21 +137,30 @@ fn main() {
     let herd_n: usize = env_or("BENCH_HERD", 200);
     let delay_ms: u64 = env_or("BENCH_HERD_DELAY_MS", 50);
 
-    let mut tarballs: Vec<Vec<u8>> = (0..n)
+    // Packages 0..n for (a), n..2n for (c).
+    let mut tarballs: Vec<Vec<u8>> = (0..2 * n)
         .map(|i| sized_tarball(&package_name(i), "1.0.0", kib * 1024, i as u64 + 1).unwrap())
         .collect();
     tarballs.push(sized_tarball(HOT, "1.0.0", kib * 1024, 0).unwrap());
     let upstream = FakeUpstream::synthetic(UPSTREAM_NAME, tarballs);
     let rel = |i: usize| format!("tarballs/{}-1.0.0.tar", package_name(i));
-    let files: Arc<Vec<(String, Vec<u8>)>> = Arc::new(
-        (0..n)
-            .map(|i| {
-                let body = upstream.file(&rel(i)).unwrap().to_vec();
-                (format!("/repos/{MIRROR_REPO}/{}", rel(i)), body)
-            })
+    let pkg_rel = |i: usize| format!("packages/{}", package_name(i));
+    let get = |rel: String| {
+        let body = upstream.file(&rel).unwrap().to_vec();
+        (format!("/repos/{MIRROR_REPO}/{rel}"), body)
+    };
+    let files: Arc<Vec<Errand>> = Arc::new((0..n).map(|i| vec![get(rel(i))]).collect());
+    let bytes: usize = files.iter().flatten().map(|(_, b)| b.len()).sum();
+    let client_flow: Arc<Vec<Errand>> = Arc::new(
+        (n..2 * n)
+            .map(|i| vec![get(pkg_rel(i)), get(rel(i))])
             .collect(),
     );
-    let bytes: usize = files.iter().map(|(_, b)| b.len()).sum();
+    let flow_bytes: usize = client_flow
+        .iter()
+        .filter_map(|e| e.last())
+        .map(|(_, b)| b.len())
+        .sum();
     let hot_rel = format!("tarballs/{HOT}-1.0.0.tar");
     let hot_body = upstream.file(&hot_rel).unwrap().to_vec();
     let hot_path = format!("/repos/{MIRROR_REPO}/{hot_rel}");
@@ -170,14 +189,10 @@ fn main() {
     for (who, at) in [("hexyard", addr), ("nginx", nginx.addr)] {
         upstream.reset_hits();
         let wall = fetch_all(who, at, files.clone(), clients);
-        let tarballs = (0..n).map(|i| upstream.hits(&rel(i))).sum();
-        let packages = (0..n)
-            .map(|i| upstream.hits(&format!("packages/{}", package_name(i))))
-            .sum();
         fills.push(Fill {
             wall,
-            tarballs,
-            packages,
+            tarballs: (0..n).map(|i| upstream.hits(&rel(i))).sum(),
+            packages: (0..n).map(|i| upstream.hits(&pkg_rel(i))).sum(),
             total: upstream.total_hits(),
         });
     }
@@ -187,6 +202,19 @@ fn main() {
     )
     .map(|d| d.flatten().count())
     .unwrap_or(0);
+
+    // (c) the clients' order: package file, then tarball.
+    let mut flows = Vec::new();
+    for (who, at) in [("hexyard", addr), ("nginx", nginx.addr)] {
+        upstream.reset_hits();
+        let wall = fetch_all(who, at, client_flow.clone(), clients);
+        flows.push(Fill {
+            wall,
+            tarballs: (n..2 * n).map(|i| upstream.hits(&rel(i))).sum(),
+            packages: (n..2 * n).map(|i| upstream.hits(&pkg_rel(i))).sum(),
+            total: upstream.total_hits(),
+        });
+    }
 
     // (b) the herd on one cold tarball.
     upstream.set_delay(Duration::from_millis(delay_ms));
@@ -211,33 +239,11 @@ fn main() {
         bytes as f64 / n.max(1) as f64 / 1024.0,
         bytes as f64 / 1e6
     );
-    println!(
-        "{:<20} {:>9} {:>11} {:>8} {:>17} {:>17} {:>15}",
-        "target",
-        "wall s",
-        "tarballs/s",
-        "MB/s",
-        "upstream tarballs",
-        "upstream packages",
-        "upstream total"
-    );
-    for (who, f) in ["hexyard", "nginx proxy_cache"].iter().zip(&fills) {
-        println!(
-            "{:<20} {:>9.3} {:>11.0} {:>8.1} {:>17} {:>17} {:>15}",
-            who,
-            f.wall.as_secs_f64(),
-            per_sec(n, f.wall),
-            bytes as f64 / 1e6 / f.wall.as_secs_f64(),
-            f.tarballs,
-            f.packages,
-            f.total
-        );
-    }
-    println!(
-        "{:<20} {:>9.2} {:>11.2}   (wall and throughput, hexyard/nginx; hexyard also fetches and verifies each package file)",
-        "  ratio hexyard/nginx",
-        fills[0].wall.as_secs_f64() / fills[1].wall.as_secs_f64(),
-        fills[1].wall.as_secs_f64() / fills[0].wall.as_secs_f64(),
+    print_fills(
+        &fills,
+        n,
+        bytes,
+        "hexyard also fetches and verifies each package file",
     );
     println!(
         "-- (b) {herd_n} concurrent requests for one cold tarball, upstream delay {delay_ms} ms"
@@ -260,6 +266,15 @@ fn main() {
         "  ratio hexyard/nginx",
         herds[0].wall.as_secs_f64() / herds[1].wall.as_secs_f64()
     );
+    println!(
+        "-- (c) as mix and rebar3 fetch: {n} other packages, each its package file then its tarball, {clients} concurrent clients"
+    );
+    print_fills(
+        &flows,
+        n,
+        flow_bytes,
+        "both fetch both objects; hexyard verifies each tarball against the stored package file",
+    );
 
     assert_eq!(
         fills[0].tarballs, n,
@@ -271,10 +286,48 @@ fn main() {
         "hexyard's store holds {stored} tarballs after the cold fill of {n}"
     );
     assert_eq!(
+        (flows[0].packages, flows[0].tarballs),
+        (n, n),
+        "hexyard in the clients' order: upstream package files and tarballs, not one each"
+    );
+    assert_eq!(
         herds[0].tarball, 1,
         "hexyard asked the upstream {} times for one tarball under {herd_n} concurrent misses",
         herds[0].tarball
     );
     drop(nginx);
     drop(proxy);
+}
+
+/// The table of a fill: per server, wall time, tarballs/s, MB/s (of tarballs) and the upstream
+/// requests; then the ratios.
+fn print_fills(fills: &[Fill], n: usize, bytes: usize, note: &str) {
+    println!(
+        "{:<20} {:>9} {:>11} {:>8} {:>17} {:>17} {:>15}",
+        "target",
+        "wall s",
+        "tarballs/s",
+        "MB/s",
+        "upstream tarballs",
+        "upstream packages",
+        "upstream total"
+    );
+    for (who, f) in ["hexyard", "nginx proxy_cache"].iter().zip(fills) {
+        println!(
+            "{:<20} {:>9.3} {:>11.0} {:>8.1} {:>17} {:>17} {:>15}",
+            who,
+            f.wall.as_secs_f64(),
+            per_sec(n, f.wall),
+            bytes as f64 / 1e6 / f.wall.as_secs_f64(),
+            f.tarballs,
+            f.packages,
+            f.total
+        );
+    }
+    println!(
+        "{:<20} {:>9.2} {:>11.2}   (wall and throughput, hexyard/nginx; {note})",
+        "  ratio hexyard/nginx",
+        fills[0].wall.as_secs_f64() / fills[1].wall.as_secs_f64(),
+        fills[1].wall.as_secs_f64() / fills[0].wall.as_secs_f64(),
+    );
 }
