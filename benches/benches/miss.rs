@@ -184,18 +184,26 @@ fn main() {
     std::fs::create_dir_all(&empty).unwrap();
     let nginx = Nginx::start(&dir.path().join("nginx"), &empty, upstream.addr);
 
+    // Runs `errands` (about packages `range`) on hexyard, then on nginx, counting what each
+    // asked the upstream for.
+    let fill = |errands: &Arc<Vec<Errand>>, range: std::ops::Range<usize>| -> Vec<Fill> {
+        [("hexyard", addr), ("nginx", nginx.addr)]
+            .into_iter()
+            .map(|(who, at)| {
+                upstream.reset_hits();
+                let wall = fetch_all(who, at, errands.clone(), clients);
+                Fill {
+                    wall,
+                    tarballs: range.clone().map(|i| upstream.hits(&rel(i))).sum(),
+                    packages: range.clone().map(|i| upstream.hits(&pkg_rel(i))).sum(),
+                    total: upstream.total_hits(),
+                }
+            })
+            .collect()
+    };
+
     // (a) 1,000 distinct cold tarballs.
-    let mut fills = Vec::new();
-    for (who, at) in [("hexyard", addr), ("nginx", nginx.addr)] {
-        upstream.reset_hits();
-        let wall = fetch_all(who, at, files.clone(), clients);
-        fills.push(Fill {
-            wall,
-            tarballs: (0..n).map(|i| upstream.hits(&rel(i))).sum(),
-            packages: (0..n).map(|i| upstream.hits(&pkg_rel(i))).sum(),
-            total: upstream.total_hits(),
-        });
-    }
+    let fills = fill(&files, 0..n);
     let stored = std::fs::read_dir(
         dir.path()
             .join(format!("store/repos/{MIRROR_REPO}/tarballs")),
@@ -204,17 +212,7 @@ fn main() {
     .unwrap_or(0);
 
     // (c) the clients' order: package file, then tarball.
-    let mut flows = Vec::new();
-    for (who, at) in [("hexyard", addr), ("nginx", nginx.addr)] {
-        upstream.reset_hits();
-        let wall = fetch_all(who, at, client_flow.clone(), clients);
-        flows.push(Fill {
-            wall,
-            tarballs: (n..2 * n).map(|i| upstream.hits(&rel(i))).sum(),
-            packages: (n..2 * n).map(|i| upstream.hits(&pkg_rel(i))).sum(),
-            total: upstream.total_hits(),
-        });
-    }
+    let flows = fill(&client_flow, n..2 * n);
 
     // (b) the herd on one cold tarball.
     upstream.set_delay(Duration::from_millis(delay_ms));
