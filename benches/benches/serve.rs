@@ -7,10 +7,15 @@
 //! (`benches/nginx.conf`) sit in front of it, both warmed first, and the upstream's request
 //! count is checked to stay still while measuring (every measured request is a cache hit).
 //!
-//! wrk drives each with the same load (`-t2 -c64`, fixed duration); the table gives requests/s,
-//! p50/p99/p99.9 latency and the hexyard/nginx ratios. Then memory: the proxy's resident set at
-//! idle right after start-up (`VmRSS`) and its peak over the runs (`VmHWM`), next to nginx's
-//! (master + workers, summed).
+//! wrk drives both the same way (`-t2 -c64`, fixed duration); the table gives requests/s,
+//! p50/p99/p99.9 latency and the hexyard/nginx ratios. Twice: at full load (each connection
+//! sends its next request as soon as the answer is in, so the faster server is also sent more
+//! requests, and its latency is taken under that larger load), then at the same load (each
+//! connection waits `BENCH_THINK_MS`, default 2, after each answer; 0 skips this pass), where
+//! both servers get about the same requests/s and their latencies compare like for like. A
+//! last table puts the target per cell side by side: requests/s at full load, p99 at the same
+//! load (and at full load). Then memory: the proxy's resident set at idle right after start-up
+//! (`VmRSS`) and its peak over the runs (`VmHWM`), next to nginx's (master + workers, summed).
 //!
 //! `cargo build --release --bins && cargo bench -p hexyard-benches --bench serve` (the
 //! release `hexyard-proxy` runs as a child process; needs `nginx` and `wrk`: Debian packages
@@ -21,9 +26,9 @@
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
 use hexyard_benches::{
-    HOSTED_REPO, MIRROR_REPO, Nginx, UPSTREAM_NAME, WRK_LOAD, WrkRun, bench_rounds, bench_secs,
-    median_each, memory, mib, p99_range, print_wrk_header, print_wrk_ratio, print_wrk_row,
-    proxy_binary_note, sized_tarball, start_proxy, wrk,
+    HOSTED_REPO, Load, MIRROR_REPO, Nginx, UPSTREAM_NAME, WRK_LOAD, WrkRun, bench_rounds,
+    bench_secs, env_or, median_each, memory, mib, p99_range, print_wrk_header, print_wrk_ratio,
+    print_wrk_row, proxy_binary_note, sized_tarball, start_proxy, wrk,
 };
 use hexyard_common::config::Config;
 use hexyard_common::storage::{LocalStore, PutMode, StorageKey, Store};
@@ -88,6 +93,38 @@ struct Case {
     label: &'static str,
     path: String,
     size: usize,
+}
+
+/// The target per cell: requests/s at full load, and p99 at the same load (the full load's
+/// p99 is shown too: there the faster server carries more requests). `full` and `same` hold
+/// (hexyard, nginx) medians in the order of `cases`.
+fn print_target(cases: &[Case], full: &[(WrkRun, WrkRun)], same: &[(WrkRun, WrkRun)]) {
+    println!(
+        "== target: hexyard >= nginx on requests/s (full load) and <= on p99 (same load), ratios hexyard/nginx"
+    );
+    println!(
+        "{:<34} {:>10} {:>9} {:>9} {:>5}",
+        "cell", "req/s full", "p99 same", "p99 full", "met"
+    );
+    for (i, case) in cases.iter().enumerate() {
+        let ratio = |runs: &[(WrkRun, WrkRun)], f: fn(&WrkRun) -> f64| {
+            runs.get(i).map_or(f64::NAN, |(h, n)| f(h) / f(n))
+        };
+        let rps = ratio(full, |r| r.rps);
+        let p99_same = ratio(same, |r| r.p99_ms);
+        println!(
+            "{:<34} {:>10.2} {:>9.2} {:>9.2} {:>5}",
+            format!("{} {}", case.section, case.label),
+            rps,
+            p99_same,
+            ratio(full, |r| r.p99_ms),
+            if rps >= 1.0 && p99_same <= 1.0 {
+                "yes"
+            } else {
+                "no"
+            }
+        );
+    }
 }
 
 fn main() {
@@ -179,44 +216,67 @@ fn main() {
         nginx.workers(),
         std::thread::available_parallelism().map_or(0, |n| n.get())
     );
-    print_wrk_header();
-    let mut section = "";
-    for case in &cases {
-        if case.section != section {
-            section = case.section;
-            println!(
-                "-- {section}{}",
-                if section == "hosted" {
-                    " (nginx: static files from the same store directory)"
-                } else {
-                    " (nginx: proxy_cache; both warmed, upstream untouched while measuring)"
-                }
-            );
-        }
-        let h_url = format!("http://{addr}{}", case.path);
-        let n_url = format!("http://{}{}", nginx.addr, case.path);
-        wrk(&h_url, 1, dir.path());
-        wrk(&n_url, 1, dir.path());
-        let (mut hs, mut ns) = (Vec::new(), Vec::new());
-        for _ in 0..rounds {
-            hs.push(wrk(&h_url, secs, dir.path()));
-            ns.push(wrk(&n_url, secs, dir.path()));
-        }
-        let h: WrkRun = median_each(&hs);
-        let n: WrkRun = median_each(&ns);
-        print_wrk_row(&format!("hexyard {}", case.label), &h);
-        print_wrk_row(&format!("nginx   {}", case.label), &n);
-        print_wrk_ratio(
-            &h,
-            &n,
-            &format!(
-                "({} bytes; p99 per round: hexyard {} ms, nginx {} ms)",
-                case.size,
-                p99_range(&hs),
-                p99_range(&ns)
-            ),
-        );
+    let think = env_or("BENCH_THINK_MS", 2u64);
+    let mut loads = vec![Load::Full];
+    if think > 0 {
+        loads.push(Load::Think(think));
     }
+    let (mut full, mut same) = (Vec::new(), Vec::new());
+    for &load in &loads {
+        match load {
+            Load::Full => println!(
+                "== full load: each connection sends its next request as soon as the answer is in \
+                 (the faster server also gets more requests)"
+            ),
+            Load::Think(ms) => println!(
+                "== same load: each connection waits {ms} ms after an answer (wrk's `delay`), \
+                 so both servers get about the same requests/s"
+            ),
+        }
+        print_wrk_header();
+        let mut section = "";
+        for case in &cases {
+            if case.section != section {
+                section = case.section;
+                println!(
+                    "-- {section}{}",
+                    if section == "hosted" {
+                        " (nginx: static files from the same store directory)"
+                    } else {
+                        " (nginx: proxy_cache; both warmed, upstream untouched while measuring)"
+                    }
+                );
+            }
+            let h_url = format!("http://{addr}{}", case.path);
+            let n_url = format!("http://{}{}", nginx.addr, case.path);
+            wrk(&h_url, 1, dir.path(), load);
+            wrk(&n_url, 1, dir.path(), load);
+            let (mut hs, mut ns) = (Vec::new(), Vec::new());
+            for _ in 0..rounds {
+                hs.push(wrk(&h_url, secs, dir.path(), load));
+                ns.push(wrk(&n_url, secs, dir.path(), load));
+            }
+            let h: WrkRun = median_each(&hs);
+            let n: WrkRun = median_each(&ns);
+            print_wrk_row(&format!("hexyard {}", case.label), &h);
+            print_wrk_row(&format!("nginx   {}", case.label), &n);
+            print_wrk_ratio(
+                &h,
+                &n,
+                &format!(
+                    "({} bytes; p99 per round: hexyard {} ms, nginx {} ms)",
+                    case.size,
+                    p99_range(&hs),
+                    p99_range(&ns)
+                ),
+            );
+            match load {
+                Load::Full => full.push((h, n)),
+                Load::Think(_) => same.push((h, n)),
+            }
+        }
+    }
+    print_target(&cases, &full, &same);
     let upstream_after = upstream.total_hits();
     assert_eq!(
         upstream_after,

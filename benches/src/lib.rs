@@ -400,12 +400,32 @@ end
 /// The wrk load of every serve comparison: 2 threads, 64 connections.
 pub const WRK_LOAD: &str = "-t2 -c64";
 
-/// Runs `wrk -t2 -c64 -d<secs>s` on `url`; `dir` holds the Lua script. Panics when wrk is
-/// missing (`apt-get install wrk`) or prints no figures.
-pub fn wrk(url: &str, secs: u64, dir: &Path) -> WrkRun {
-    let script: PathBuf = dir.join("hxstats.lua");
+/// How each of wrk's connections paces its requests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Load {
+    /// The next request as soon as the answer is in: a closed loop at saturation, so the
+    /// faster server also gets more requests, and its latency is measured under more load.
+    Full,
+    /// The next request that many milliseconds after the answer (wrk's `delay` hook): when the
+    /// pause is long against the answer time, both servers get about the same requests/s, and
+    /// their latencies compare under the same load.
+    Think(u64),
+}
+
+/// Runs `wrk -t2 -c64 -d<secs>s` on `url` at `load`; `dir` holds the Lua script. Panics when
+/// wrk is missing (`apt-get install wrk`) or prints no figures.
+pub fn wrk(url: &str, secs: u64, dir: &Path, load: Load) -> WrkRun {
+    let (name, pacing) = match load {
+        Load::Full => ("hxstats.lua".to_owned(), String::new()),
+        Load::Think(ms) => (
+            format!("hxstats-think{ms}.lua"),
+            format!("delay = function() return {ms} end\n"),
+        ),
+    };
+    let script: PathBuf = dir.join(name);
     if !script.exists() {
-        std::fs::write(&script, WRK_SCRIPT).unwrap_or_else(|e| panic!("writing {e}"));
+        std::fs::write(&script, format!("{WRK_SCRIPT}{pacing}"))
+            .unwrap_or_else(|e| panic!("writing {e}"));
     }
     let out = Command::new("wrk")
         .args(WRK_LOAD.split(' '))
