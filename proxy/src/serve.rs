@@ -554,10 +554,9 @@ impl Hexyard {
     ) -> Result<Loaded, Failure> {
         let path = key.path();
         let inm = stored.as_ref().and_then(|_| m.upstream_etag(&path));
-        let start = Instant::now();
-        let fetched = m.upstream.get(&rel, inm.as_deref(), REGISTRY_LIMIT).await;
-        self.metrics
-            .upstream(start.elapsed(), fetched.as_ref().err());
+        let fetched = self
+            .upstream_get(m, &rel, inm.as_deref(), REGISTRY_LIMIT)
+            .await;
         let stale = |s: Loaded, why: &str| {
             tracing::warn!(mirror = %m.name, object = %rel, reason = why, "serving the stored copy");
             self.metrics.stale.inc();
@@ -694,7 +693,22 @@ impl Hexyard {
         name: &str,
         version: &str,
     ) -> Result<Loaded, Failure> {
-        let mut pkg = self.mirror_package(m, name, false).await?;
+        let rel = format!("tarballs/{name}-{version}.tar");
+        // The tarball is checked against its package file. When that file must be asked of the
+        // upstream too (not confirmed within its TTL), both requests go at once, so a cold
+        // tarball costs one upstream round trip, not two.
+        let package_ttl = Duration::from_secs(m.cfg.package_ttl_secs);
+        let ask_package =
+            StorageKey::package(&m.name, name).is_ok_and(|k| !m.fresh(&k.path(), package_ttl));
+        let (mut pkg, early) = if ask_package {
+            let (pkg, fetched) = tokio::join!(
+                self.mirror_package(m, name, false),
+                self.upstream_get(m, &rel, None, self.tarball_limit)
+            );
+            (pkg?, Some(fetched))
+        } else {
+            (self.mirror_package(m, name, false).await?, None)
+        };
         if !pkg.releases.iter().any(|r| r.version == version) {
             // A release newer than the stored package file: ask the upstream now.
             pkg = self.mirror_package(m, name, true).await?;
@@ -711,11 +725,10 @@ impl Hexyard {
                 format!("{name} {version} has no outer checksum"),
             )
         })?;
-        let rel = format!("tarballs/{name}-{version}.tar");
-        let start = Instant::now();
-        let fetched = m.upstream.get(&rel, None, self.tarball_limit).await;
-        self.metrics
-            .upstream(start.elapsed(), fetched.as_ref().err());
+        let fetched = match early {
+            Some(f) => f,
+            None => self.upstream_get(m, &rel, None, self.tarball_limit).await,
+        };
         let body = match fetched {
             Ok(Fetched::Ok { body, .. }) => body,
             Ok(Fetched::NotFound) => {
@@ -754,6 +767,21 @@ impl Hexyard {
         Ok(Loaded::full(body, etag, Outcome::Miss))
     }
 
+    /// GETs `rel` from the upstream of `m` (see [`Upstream::get`]), counted in the metrics.
+    async fn upstream_get(
+        &self,
+        m: &Mirror,
+        rel: &str,
+        if_none_match: Option<&str>,
+        limit: u64,
+    ) -> Result<Fetched, UpstreamError> {
+        let start = Instant::now();
+        let fetched = m.upstream.get(rel, if_none_match, limit).await;
+        self.metrics
+            .upstream(start.elapsed(), fetched.as_ref().err());
+        fetched
+    }
+
     async fn mirror_docs(
         self: &Arc<Self>,
         m: &Arc<Mirror>,
@@ -773,10 +801,7 @@ impl Hexyard {
         let rel = format!("docs/{name}-{version}.tar.gz");
         self.flights
             .run(&format!("upstream:{}", key.path()), async move {
-                let start = Instant::now();
-                let fetched = m2.upstream.get(&rel, None, DOCS_LIMIT).await;
-                me.metrics.upstream(start.elapsed(), fetched.as_ref().err());
-                match fetched {
+                match me.upstream_get(&m2, &rel, None, DOCS_LIMIT).await {
                     Ok(Fetched::Ok { body, .. }) => {
                         let meta = me
                             .store

@@ -144,6 +144,49 @@ fn two_hundred_concurrent_misses_share_one_upstream_request() {
 }
 
 #[test]
+fn a_cold_tarball_and_its_package_file_are_asked_for_at_once() {
+    let up = FakeUpstream::fixture();
+    // Long enough that two requests sent together overlap at the upstream.
+    up.set_delay(Duration::from_millis(300));
+    let env = env_with(&up, &[]);
+    let proxy = env.start_proxy();
+    let rel = "tarballs/fx_core-0.1.0.tar";
+    let r = get(proxy.addr, &path(rel));
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    assert_eq!(r.body, fixture(&format!("registry/{rel}")));
+    assert_eq!(env.object(M, rel).unwrap(), r.body);
+    assert_eq!(up.hits("packages/fx_core"), 1);
+    assert_eq!(up.hits(rel), 1);
+    assert_eq!(
+        up.peak_in_flight(),
+        2,
+        "the package file and the tarball were asked for one after the other"
+    );
+    // With the package file confirmed within its TTL, another tarball is one request.
+    up.reset_hits();
+    let r = get(proxy.addr, &path("tarballs/fx_core-0.2.0.tar"));
+    assert_eq!(r.status, 200);
+    assert_eq!(up.hits("packages/fx_core"), 0);
+    assert_eq!(up.hits("tarballs/fx_core-0.2.0.tar"), 1);
+    // A tarball fetched alongside a package file that does not verify is not kept.
+    up.set_file(
+        "packages/fx_opt",
+        resign_as(
+            "packages/fx_opt",
+            &fixture("registry/packages/fx_opt"),
+            "evil_repo",
+        ),
+    );
+    let rel = "tarballs/fx_opt-1.0.0.tar";
+    let r = get(proxy.addr, &path(rel));
+    assert_eq!(r.status, 502);
+    assert!(String::from_utf8_lossy(&r.body).contains("evil_repo"));
+    assert_eq!(up.hits(rel), 1);
+    assert!(env.object(M, rel).is_none(), "{rel} was stored");
+    assert!(env.object(M, "packages/fx_opt").is_none());
+}
+
+#[test]
 fn revalidates_package_files_after_their_ttl_and_on_unknown_versions() {
     let up = FakeUpstream::fixture();
     // First the upstream knows only fx_core 0.1.0.

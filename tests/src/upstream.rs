@@ -31,6 +31,19 @@ struct State {
     hits: HashMap<String, usize>,
     fault: Fault,
     delay: Duration,
+    /// Requests being answered now, and the most there were at once.
+    in_flight: usize,
+    peak_in_flight: usize,
+}
+
+/// Counts one request as in flight until dropped.
+struct InFlight<'a>(&'a Mutex<State>);
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        let mut s = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        s.in_flight -= 1;
+    }
 }
 
 /// The running fake. Stops when dropped.
@@ -189,6 +202,8 @@ impl FakeUpstream {
             hits: HashMap::new(),
             fault: Fault::None,
             delay: Duration::ZERO,
+            in_flight: 0,
+            peak_in_flight: 0,
         }));
         let stop = Arc::new(AtomicBool::new(false));
         let (st, sp) = (state.clone(), stop.clone());
@@ -227,7 +242,14 @@ impl FakeUpstream {
         self.with(|s| s.hits.values().sum())
     }
     pub fn reset_hits(&self) {
-        self.with(|s| s.hits.clear());
+        self.with(|s| {
+            s.hits.clear();
+            s.peak_in_flight = s.in_flight;
+        });
+    }
+    /// The most requests answered at once since the start or the last `reset_hits`.
+    pub fn peak_in_flight(&self) -> usize {
+        self.with(|s| s.peak_in_flight)
     }
     pub fn set_fault(&self, f: Fault) {
         self.with(|s| s.fault = f);
@@ -287,8 +309,11 @@ fn handle(stream: TcpStream, state: &Mutex<State>) -> std::io::Result<()> {
     let (file, fault, delay) = {
         let mut s = state.lock().unwrap_or_else(|p| p.into_inner());
         *s.hits.entry(path.clone()).or_default() += 1;
+        s.in_flight += 1;
+        s.peak_in_flight = s.peak_in_flight.max(s.in_flight);
         (s.files.get(&path).cloned(), s.fault.clone(), s.delay)
     };
+    let _in_flight = InFlight(state);
     if !delay.is_zero() {
         std::thread::sleep(delay);
     }
