@@ -9,8 +9,8 @@
 //!
 //! (a) Fetch all 1,000 tarballs once with 32 concurrent clients (one connection per request):
 //!     throughput (tarballs/s, MB/s) and the upstream requests, which for tarballs must equal
-//!     1,000 (asserted for hexyard, which also fetches and verifies each package file first;
-//!     nginx verifies nothing). Every answer is checked byte for byte, and hexyard's store
+//!     1,000 (asserted for hexyard, which also fetches each package file, at the same time,
+//!     and checks the tarball against it; nginx verifies nothing). Every answer is checked byte for byte, and hexyard's store
 //!     must then hold every tarball.
 //! (b) 200 concurrent requests for one cold tarball, the upstream answering after a delay
 //!     (50 ms) so that they all arrive while the first fetch is in flight: wall time and the
