@@ -2,7 +2,7 @@
 //! stale-if-error, offline, allowlists.
 
 use hexyard_common::registry::{self, proto};
-use hexyard_tests::upstream::{FakeUpstream, Fault, resign_as, sign_package};
+use hexyard_tests::upstream::{FakeUpstream, Fault, sign_package};
 use hexyard_tests::*;
 use prost::Message;
 use std::time::Duration;
@@ -18,6 +18,15 @@ fn env_with(up: &FakeUpstream, extra: &[&str]) -> TestEnv {
 
 fn path(rel: &str) -> String {
     format!("/repos/{M}/{rel}")
+}
+
+/// A mirror of the fixture upstream, which answers after 300 ms: long enough that requests
+/// sent together overlap there.
+fn slow_upstream() -> (FakeUpstream, TestEnv) {
+    let up = FakeUpstream::fixture();
+    up.set_delay(Duration::from_millis(300));
+    let env = env_with(&up, &[]);
+    (up, env)
 }
 
 #[test]
@@ -86,14 +95,7 @@ fn what_fails_verification_is_neither_stored_nor_served() {
     tampered = registry::encode_signed(&pkg, &other).unwrap();
     up.set_file("packages/fx_core", tampered);
     // The right key but the wrong repository name.
-    up.set_file(
-        "packages/fx_opt",
-        resign_as(
-            "packages/fx_opt",
-            &fixture("registry/packages/fx_opt"),
-            "evil_repo",
-        ),
-    );
+    up.set_resigned_as("packages/fx_opt", "evil_repo");
     // A package file served under another package's name.
     up.set_file("packages/fx_alias", fixture("registry/packages/fx_json"));
     for (rel, why) in [
@@ -125,9 +127,7 @@ fn what_fails_verification_is_neither_stored_nor_served() {
 
 #[test]
 fn two_hundred_concurrent_misses_share_one_upstream_request() {
-    let up = FakeUpstream::fixture();
-    up.set_delay(Duration::from_millis(300));
-    let env = env_with(&up, &[]);
+    let (up, env) = slow_upstream();
     let proxy = env.start_proxy();
     let addr = proxy.addr;
     let expected = fixture("registry/tarballs/fx_core-0.1.0.tar");
@@ -145,10 +145,7 @@ fn two_hundred_concurrent_misses_share_one_upstream_request() {
 
 #[test]
 fn a_cold_tarball_and_its_package_file_are_asked_for_at_once() {
-    let up = FakeUpstream::fixture();
-    // Long enough that two requests sent together overlap at the upstream.
-    up.set_delay(Duration::from_millis(300));
-    let env = env_with(&up, &[]);
+    let (up, env) = slow_upstream();
     let proxy = env.start_proxy();
     let rel = "tarballs/fx_core-0.1.0.tar";
     let r = get(proxy.addr, &path(rel));
@@ -169,14 +166,7 @@ fn a_cold_tarball_and_its_package_file_are_asked_for_at_once() {
     assert_eq!(up.hits("packages/fx_core"), 0);
     assert_eq!(up.hits("tarballs/fx_core-0.2.0.tar"), 1);
     // A tarball fetched alongside a package file that does not verify is not kept.
-    up.set_file(
-        "packages/fx_opt",
-        resign_as(
-            "packages/fx_opt",
-            &fixture("registry/packages/fx_opt"),
-            "evil_repo",
-        ),
-    );
+    up.set_resigned_as("packages/fx_opt", "evil_repo");
     let rel = "tarballs/fx_opt-1.0.0.tar";
     let r = get(proxy.addr, &path(rel));
     assert_eq!(r.status, 502);

@@ -9,7 +9,7 @@
 //! stored) in `what_fails_verification_is_neither_stored_nor_served`.
 
 use hexyard_common::registry::{self, proto};
-use hexyard_tests::upstream::{FakeUpstream, Fault, resign_as};
+use hexyard_tests::upstream::{FakeUpstream, Fault};
 use hexyard_tests::*;
 use prost::Message;
 use std::time::Duration;
@@ -101,18 +101,8 @@ fn a_revalidation_that_fails_verification_serves_and_keeps_the_stored_copy() {
         "packages/fx_core",
         registry::encode_signed(&pkg, &other).unwrap(),
     );
-    up.set_file(
-        "packages/fx_opt",
-        resign_as(
-            "packages/fx_opt",
-            &fixture("registry/packages/fx_opt"),
-            "evil_repo",
-        ),
-    );
-    up.set_file(
-        "names",
-        resign_as("names", &fixture("registry/names"), "evil_repo"),
-    );
+    up.set_resigned_as("packages/fx_opt", "evil_repo");
+    up.set_resigned_as("names", "evil_repo");
     up.reset_hits();
     for rel in ["names", "packages/fx_core", "packages/fx_opt"] {
         let r = get(proxy.addr, &path(rel));

@@ -262,6 +262,12 @@ impl FakeUpstream {
         let b = bytes.into();
         self.with(|s| s.files.insert(path.to_owned(), b));
     }
+    /// Serves the fixture registry file `path` re-signed (fixture key) for repository `repo`:
+    /// a file that verifies but names another repository.
+    pub fn set_resigned_as(&self, path: &str, repo: &str) {
+        let fixture = crate::fixture(&format!("registry/{path}"));
+        self.set_file(path, resign_as(path, &fixture, repo));
+    }
     pub fn file(&self, path: &str) -> Option<Bytes> {
         self.with(|s| s.files.get(path).cloned())
     }
